@@ -1,0 +1,54 @@
+"""`python -m engine world | sample | train RUN_DIR | eval RUN_DIR`. Exit 0 ok, 1 runtime failure, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    world = sub.add_parser("world", help="write the city table (real cities + Atlantis) as CSV")
+    world.add_argument("--out", type=Path, default=None, help="CSV file (default: stdout)")
+
+    sample = sub.add_parser("sample", help="print N examples of a task as JSON lines")
+    sample.add_argument("task")
+    sample.add_argument("--set", dest="set_name", default="standard", help="standard | atlantis")
+    sample.add_argument("-n", type=int, default=5)
+    sample.add_argument("--seed", type=int, default=0)
+
+    train = sub.add_parser("train", help="train the run in RUN_DIR (resumes from its newest checkpoint)")
+    train.add_argument("run_dir", type=Path)
+    train.add_argument("--restart", action="store_true", help="discard checkpoints and train from scratch")
+
+    ev = sub.add_parser("eval", help="evaluate the run in RUN_DIR and write eval.json")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--checkpoint", type=Path, default=None, help="default: RUN_DIR/checkpoints/final.pt")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "world":
+        from engine.world import world_main
+
+        return world_main(args.out)
+    if args.command == "sample":
+        from engine.tasks import sample_main
+
+        return sample_main(args.task, args.set_name, args.n, args.seed)
+    if args.command == "train":
+        from engine.train import train_main
+
+        return train_main(args.run_dir, restart=args.restart)
+    from engine.evaluate import eval_main
+
+    return eval_main(args.run_dir, checkpoint=args.checkpoint)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

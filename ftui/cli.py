@@ -1,0 +1,56 @@
+"""The `ftui` command. Without a sub-command it opens the app.
+
+Exit codes: 0 ok, 1 failure, 2 usage or config error. Heavy imports (Textual, matplotlib) happen inside the
+commands that need them, so `ftui list` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ftui import __version__
+
+# Each module registers its sub-commands; the order is the order of `ftui --help`.
+COMMAND_MODULES = (
+    "ftui.commands.registry_cmds",
+    "ftui.commands.queue_cmds",
+    "ftui.commands.analysis_cmds",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftui",
+        description="Terminal experiment manager for fine-tuning studies. Without a command: open the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"ftui {__version__}")
+    parser.add_argument(
+        "--registry", type=Path, default=Path("experiments.toml"), help="the registry file (./experiments.toml)"
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=None, help="the runs folder (default: the registry's, else ./runs)"
+    )
+    parser.add_argument("--profile", default=None, help="size profile (default: the registry's)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from ftui.app import run_app
+
+        return run_app(args)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
