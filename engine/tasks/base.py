@@ -1,0 +1,194 @@
+"""The Task base class: sampling (vectorised, with the split and class balance), formatting, scoring.
+
+A task module subclasses `Task`, sets its constants and implements `values` (the answer of each query from
+the city coordinates) and, through `head`/`separator`, the text of its prompt. Queries are int32 matrices of
+city indices, one row per query, -1 in unused positions (for tasks with a variable number of cities).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from engine.tasks import text
+from engine.tasks.split import TEST_MODULUS, is_test
+from engine.tokenizer import chars_to_tokens
+from engine.world import N_ATLANTIS, World
+
+SETS = ("standard", "atlantis")
+Metric = Literal["abs_error", "accuracy"]
+_LEADING_INT = re.compile(r"\d+")
+_MAX_BATCH = 1 << 21
+
+
+class Task:
+    name: ClassVar[str]
+    short: ClassVar[str]
+    metric: ClassVar[Metric]
+    failure_value: ClassVar[float]
+    max_new_tokens: ClassVar[int] = 20
+    head: ClassVar[str]  # prompt text before the first city: "dist("
+    min_cities: ClassVar[int]
+    max_cities: ClassVar[int]
+    labels: ClassVar[tuple[str, ...]] = ()  # answer spellings of accuracy tasks (value = index)
+    balanced: ClassVar[bool] = False  # exactly half of every set TRUE (labels must be ("FALSE", "TRUE"))
+
+    # ---- the task's own geometry and text ----------------------------------------------------------
+    def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """int64 answer per query: the number, or the label index for accuracy tasks."""
+        raise NotImplementedError
+
+    def separator(self, position: int) -> str:
+        """The text between city position-1 and city `position` (position >= 1)."""
+        return ","
+
+    # ---- sampling ----------------------------------------------------------------------------------
+    def candidates(self, world: World, count: int, set_name: str, rng: np.random.Generator) -> np.ndarray:
+        """Random queries, possibly repeating a city within a row (filtered by `sample`)."""
+        m = self.max_cities
+        rows = np.arange(count)
+        if self.min_cities == m:
+            k = np.full(count, m)
+        else:
+            k = rng.integers(self.min_cities, m + 1, size=count)
+        if set_name == "standard":
+            queries = rng.integers(0, world.n_real, size=(count, m))
+        else:
+            # one Atlantis city at a uniformly random used position, the other positions from all cities
+            queries = rng.integers(0, len(world), size=(count, m))
+            position = rng.integers(0, k)
+            queries[rows, position] = world.n_real + rng.integers(0, N_ATLANTIS, size=count)
+        queries[np.arange(m)[None, :] >= k[:, None]] = -1
+        return queries.astype(np.int32)
+
+    def sample(
+        self,
+        world: World,
+        n: int,
+        set_name: str,
+        rng: np.random.Generator,
+        split: str | None = None,
+    ) -> np.ndarray:
+        """n queries with distinct cities, from `split` ("train", "test" or None for either).
+
+        Balanced tasks return TRUE/FALSE in pairs (random order within each pair), so every even-length
+        prefix is exactly balanced and the classes are interleaved.
+        """
+        if set_name not in SETS:
+            raise ValueError(f"unknown set '{set_name}'; allowed: {', '.join(SETS)}")
+        n_classes = 2 if self.balanced else 1
+        need = [(n + 1) // 2] * 2 if self.balanced else [n]
+        found: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+        have = [0] * n_classes
+        drawn = 0
+        batch = int(n * n_classes * (TEST_MODULUS if split == "test" else 1) * 1.1) + 256
+        while any(h < w for h, w in zip(have, need, strict=True)):
+            q = self.candidates(world, min(batch, _MAX_BATCH), set_name, rng)
+            drawn += len(q)
+            q = q[_distinct(q)]
+            if split is not None:
+                q = q[is_test(_ids(world, q)) == (split == "test")]
+            groups = [q] if not self.balanced else [q[self.values(world.xy, q) == c] for c in (1, 0)]
+            for c, group in enumerate(groups):
+                take = group[: need[c] - have[c]]
+                found[c].append(take)
+                have[c] += len(take)
+            # next batch: enough for the scarcest class at the rates seen so far, with a margin
+            batch = 256 + int(
+                1.2 * max((w - h) * drawn / max(h, 1) for h, w in zip(have, need, strict=True) if h < w)
+                if any(h < w for h, w in zip(have, need, strict=True))
+                else 0
+            )
+        if not self.balanced:
+            return np.concatenate(found[0])[:n]
+        true_rows, false_rows = np.concatenate(found[0]), np.concatenate(found[1])
+        true_first = rng.integers(0, 2, size=len(true_rows)).astype(bool)
+        pairs = np.empty((len(true_rows), 2, self.max_cities), dtype=np.int32)
+        pairs[:, 0] = np.where(true_first[:, None], true_rows, false_rows)
+        pairs[:, 1] = np.where(true_first[:, None], false_rows, true_rows)
+        return pairs.reshape(-1, self.max_cities)[:n]
+
+    # ---- text --------------------------------------------------------------------------------------
+    def _prompt_pieces(self, world: World, queries: np.ndarray) -> list[text.Piece]:
+        n = len(queries)
+        ids = world.city_id[np.maximum(queries, 0)]
+        pieces = [text.const_piece(self.head, n)]
+        for j in range(self.max_cities):
+            present = queries[:, j] >= 0 if j >= self.min_cities else None
+            if j > 0:
+                sep = text.const_piece(self.separator(j), n)
+                pieces.append(sep if present is None else text.masked(sep, present))
+            pieces.append(text.city_id_piece(ids[:, j], present))
+        pieces.append(text.const_piece(")", n))
+        return pieces
+
+    def _answer_piece(self, values: np.ndarray) -> text.Piece:
+        if self.labels:
+            return text.choice_piece(self.labels, values)
+        return text.int_piece(values)
+
+    def format(self, world: World, queries: np.ndarray) -> tuple[list[str], list[str]]:
+        """(prompts without "=", answers) as strings."""
+        n = len(queries)
+        prompts, _ = text.assemble(self._prompt_pieces(world, queries), n)
+        answers, _ = text.assemble([self._answer_piece(self.values(world.xy, queries))], n)
+        return text.to_strings(prompts), text.to_strings(answers)
+
+    def tokens(self, world: World, queries: np.ndarray) -> np.ndarray:
+        """Token rows <bos>prompt=answer<eos>, PAD-padded: uint8 [N, L]."""
+        n = len(queries)
+        pieces = self._prompt_pieces(world, queries)
+        pieces.append(text.const_piece("=", n))
+        pieces.append(self._answer_piece(self.values(world.xy, queries)))
+        chars, lengths = text.assemble(pieces, n)
+        return chars_to_tokens(chars, lengths)
+
+    # ---- scoring -----------------------------------------------------------------------------------
+    def parse(self, completion: str) -> int | None:
+        """The answer a completion states (number, or label index), None if unparsable."""
+        s = completion.replace(" ", "").strip()
+        if self.labels:
+            s = s.upper()
+            return self.labels.index(s) if s in self.labels else None
+        # like the original: the leading run of digits counts, anything after it is ignored
+        match = _LEADING_INT.match(s)
+        return int(match.group()) if match else None
+
+    def score(self, completions: Sequence[str], answers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(value per example, parse_failed per example): |pred - true| or 1.0/0.0; failure value if
+        unparsable."""
+        if len(completions) != len(answers):
+            raise ValueError(f"{len(completions)} completions for {len(answers)} answers")
+        values = np.empty(len(answers), dtype=np.float64)
+        failed = np.zeros(len(answers), dtype=bool)
+        for i, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
+            predicted, truth = self.parse(completion), self.parse(answer)
+            if truth is None:
+                raise ValueError(f"answer {answer!r} is not a valid {self.name} answer")
+            if predicted is None:
+                failed[i] = True
+                values[i] = self.failure_value
+            elif self.metric == "accuracy":
+                values[i] = float(predicted == truth)
+            else:
+                values[i] = float(abs(predicted - truth))
+        return values, failed
+
+
+def _ids(world: World, queries: np.ndarray) -> np.ndarray:
+    """City IDs of a query matrix, -1 kept for unused positions."""
+    return np.where(queries >= 0, world.city_id[np.maximum(queries, 0)], -1)
+
+
+def _distinct(queries: np.ndarray) -> np.ndarray:
+    """Boolean per row: are the used cities of the row all different?"""
+    s = np.sort(queries, axis=1)
+    return ~((s[:, 1:] == s[:, :-1]) & (s[:, :-1] >= 0)).any(axis=1)
+
+
+def query_city_ids(world: World, queries: np.ndarray) -> np.ndarray:
+    """City IDs per query (-1 for unused positions)."""
+    return _ids(world, queries)
