@@ -1,0 +1,314 @@
+"""The registry: experiments.toml loaded, validated, expanded into runs and resolved into engine configs.
+
+    registry = load_registry(Path("experiments.toml"))      # RegistryError lists every problem
+    for run in registry.runs(["ft2-*"]):
+        write_run_config(registry, run, registry.runs_dir())  # runs/ft2-1/config.toml ...
+
+A run is one experiment at one seed. Its folder under the runs folder is its key: `ft2-3` when the experiment
+has one seed, `ft2-3/seed-42` when it has several. `resolve_config` emits exactly the engine's config.toml
+schema (docs/run-directory.md); the file format of experiments.toml is documented in docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ftui.atomic import atomic_write_text
+from ftui.registry_parse import parse_registry
+from ftui.registry_schema import MODEL_KEYS, TRAIN_KEYS, Problem, RegistryError, Spec
+from ftui.registry_types import (
+    Experiment,
+    HeatmapDef,
+    Profile,
+    Run,
+    RunnerSettings,
+    Study,
+    TaskInfo,
+    frozen_map,
+    run_key,
+)
+
+__all__ = [
+    "Experiment",
+    "HeatmapDef",
+    "Problem",
+    "Profile",
+    "Registry",
+    "RegistryError",
+    "Run",
+    "RunnerSettings",
+    "Study",
+    "TaskInfo",
+    "load_registry",
+    "write_run_config",
+]
+
+DATA_DIR = ".data"  # shared data cache under the runs folder (docs/run-directory.md)
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    study: Study
+    runner: RunnerSettings
+    profiles: Mapping[str, Profile]
+    experiments: tuple[Experiment, ...]  # [[experiment]] entries in file order, then families in file order
+    families: Mapping[str, tuple[str, ...]]  # family -> experiment names in row order
+    heatmaps: tuple[HeatmapDef, ...]
+
+    # -- lookups -------------------------------------------------------------------------------------------
+
+    def experiment(self, name: str) -> Experiment:
+        for exp in self.experiments:
+            if exp.name == name:
+                return exp
+        raise self._error(f"unknown experiment {name!r}", name, [e.name for e in self.experiments])
+
+    def all_runs(self) -> list[Run]:
+        """Every run: experiments in order, each experiment's seeds in order."""
+        return [self._make_run(exp, seed) for exp in self.experiments for seed in exp.seeds]
+
+    def runs(self, patterns: Sequence[str] = ()) -> list[Run]:
+        """Runs whose experiment name, run key or family matches any glob pattern (all runs if none given).
+
+        A pattern that matches nothing is an error naming it (with close names), so a typo never silently
+        selects nothing.
+        """
+        runs = self.all_runs()
+        if not patterns:
+            return runs
+        chosen: list[Run] = []
+        unmatched: list[str] = []
+        for pattern in patterns:
+            hits = [r for r in runs if _matches(r, pattern)]
+            if not hits:
+                unmatched.append(pattern)
+            chosen.extend(r for r in hits if r not in chosen)
+        if unmatched:
+            names = [e.name for e in self.experiments] + list(self.families)
+            problems = [
+                Problem(str(self.path), None, None, None, self._no_match(p, names)) for p in unmatched
+            ]
+            raise RegistryError(problems)
+        order = {r.key: i for i, r in enumerate(runs)}
+        return sorted(chosen, key=lambda r: order[r.key])
+
+    def run(self, key: str) -> Run:
+        """The run with this key; an experiment name is accepted when the experiment has one seed."""
+        runs = self.all_runs()
+        for run in runs:
+            if run.key == key:
+                return run
+        several = [r.key for r in runs if r.experiment.name == key]
+        if several:
+            raise self._error(f"experiment {key!r} has several seeds: name one run ({', '.join(several)})")
+        raise self._error(f"unknown run {key!r}", key, [r.key for r in runs])
+
+    def dependencies(self, run: Run) -> list[Run]:
+        """The runs that must finish training before `run` can start: its parent (same seed)."""
+        if run.parent_key is None:
+            return []
+        return [self.run(run.parent_key)]
+
+    def runs_dir(self, override: Path | None = None) -> Path:
+        """The runs folder: `override` (--runs), else the study's `runs`, relative to the registry file."""
+        if override is not None:
+            return Path(override)
+        folder = Path(self.study.runs).expanduser()
+        return folder if folder.is_absolute() else self.path.parent / folder
+
+    def profile(self, name: str | None = None) -> Profile:
+        chosen = name or self.study.default_profile
+        if chosen not in self.profiles:
+            raise self._error(f"unknown profile {chosen!r}", chosen, list(self.profiles))
+        return self.profiles[chosen]
+
+    # -- config resolution ---------------------------------------------------------------------------------
+
+    def resolve_config(self, run: Run, profile: str | None = None) -> dict[str, Any]:
+        """The engine's config.toml content for `run` under a profile (default: the study's)."""
+        prof = self.profile(profile)
+        exp = run.experiment
+        section = {**prof.kind(exp.kind), **exp.overrides}
+        depth = run.rel_dir.count("/") + 1
+        up = "../" * depth
+        config: dict[str, Any] = {
+            "name": exp.name,
+            "kind": exp.kind,
+            "seed": run.seed,
+            "tasks": list(exp.tasks),
+        }
+        if run.parent_key is not None:
+            config["parent"] = f"{up}{run.parent_key}/checkpoints/final.pt"
+        config["data_root"] = f"{up}{DATA_DIR}"
+        config["data"] = {"seed": self.study.data_seed, "parts": self._parts(exp, section)}
+        config["model"] = {
+            key: _plain(prof.model[key], spec) for key, spec in MODEL_KEYS.items() if key in prof.model
+        }
+        train = {key: _plain(section[key], spec) for key, spec in TRAIN_KEYS.items() if key in section}
+        by_size = section.get("epochs_by_set_size", {})
+        if str(len(exp.tasks)) in by_size:
+            train["epochs"] = by_size[str(len(exp.tasks))]
+        config["train"] = train
+        config["eval"] = {
+            "seed": self.study.eval_seed,
+            "n": prof.eval["n"],
+            "sets": list(prof.eval.get("sets", ["standard", "atlantis"])),
+            "tasks": list(self.study.task_names),
+        }
+        for key in ("batch_size", "save_examples"):
+            if key in prof.eval:
+                config["eval"][key] = prof.eval[key]
+        return config
+
+    def _parts(self, exp: Experiment, section: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The [data] parts: per trained task standard + atlantis rows; warm-up atlantis rows of every task.
+
+        The engine draws a part (task, set, n) as the first n rows of one deterministic stream per
+        (task, set), so a separate warm-up part of a trained task would repeat rows already in its atlantis
+        part. Adding the warm-up rows to that part's n instead gives distinct rows, as the original's
+        separate warm-up set did, and keeps one part per (task, set).
+        """
+        rows: dict[tuple[str, str], int] = {}
+        for task in exp.tasks:
+            rows[(task, "standard")] = section.get("standard_rows", 0)
+            rows[(task, "atlantis")] = section.get("atlantis_rows", 0)
+        if exp.warmup:
+            for task in self.study.task_names:
+                rows[(task, "atlantis")] = rows.get((task, "atlantis"), 0) + section.get("warmup_rows", 0)
+        return [{"task": t, "set": s, "n": n} for (t, s), n in rows.items() if n > 0]
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _make_run(self, exp: Experiment, seed: int) -> Run:
+        key = run_key(exp.name, seed, exp.seeds)
+        parent_key = None
+        if exp.parent is not None:
+            parent = next(e for e in self.experiments if e.name == exp.parent)
+            parent_key = run_key(parent.name, seed, parent.seeds)
+        return Run(exp, seed, key, key, parent_key)
+
+    def _error(self, message: str, word: str | None = None, names: Sequence[str] = ()) -> RegistryError:
+        if word is not None and names:
+            close = difflib.get_close_matches(word, list(names), n=3, cutoff=0.6)
+            if close:
+                message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return RegistryError([Problem(str(self.path), None, None, None, message)])
+
+    def _no_match(self, pattern: str, names: Sequence[str]) -> str:
+        close = difflib.get_close_matches(pattern, list(dict.fromkeys(names)), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"pattern {pattern!r} matches no experiment, run or family{hint}"
+
+
+def _matches(run: Run, pattern: str) -> bool:
+    family = run.experiment.family
+    return (
+        fnmatch.fnmatchcase(run.experiment.name, pattern)
+        or fnmatch.fnmatchcase(run.key, pattern)
+        or (family is not None and fnmatch.fnmatchcase(family, pattern))
+    )
+
+
+def _plain(value: Any, spec: Spec) -> Any:
+    """The TOML value the engine expects: floats stay floats even when written as integers (lr = 1)."""
+    if spec.kind == "float":
+        return float(value)
+    if spec.kind == "float_list":
+        return [float(v) for v in value]
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def load_registry(path: Path | str) -> Registry:
+    """Read and validate a registry file. Raises RegistryError (every problem listed); never writes."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError(
+            [Problem(str(path), None, None, None, "file not found (give the registry with --registry FILE)")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError([Problem(str(path), None, None, None, f"cannot read: {exc}")]) from None
+    parsed = parse_registry(str(path), text)
+    return Registry(
+        path=path,
+        study=parsed.study,
+        runner=parsed.runner,
+        profiles=frozen_map(parsed.profiles),
+        experiments=tuple(parsed.experiments),
+        families=frozen_map(parsed.families),
+        heatmaps=tuple(parsed.heatmaps),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing run configs
+
+
+def render_config(config: Mapping[str, Any], registry: Registry, profile: str) -> str:
+    """config.toml text: a short header (comments only) and the config written by tomli-w."""
+    header = (
+        f"# Resolved by ftui from {registry.path.name} (profile {profile!r}). Edit the registry and run\n"
+        "# `ftui prepare` again rather than this file; `python -m engine train <this folder>` runs it.\n\n"
+    )
+    return header + tomli_w.dumps(dict(config))
+
+
+def run_started(run_dir: Path) -> bool:
+    """A run has started once the engine wrote events or checkpoints into its folder."""
+    return (run_dir / "events.jsonl").exists() or (run_dir / "checkpoints").exists()
+
+
+def config_status(path: Path, config: Mapping[str, Any]) -> str:
+    """'new' (no config.toml), 'same' (equal content, comments aside) or 'changed'."""
+    try:
+        current = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "new"
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "changed"
+    return "same" if current == config else "changed"
+
+
+def write_run_config(
+    registry: Registry, run: Run, runs_dir: Path, profile: str | None = None, *, force: bool = False
+) -> Path:
+    """Write `runs_dir/<run folder>/config.toml` atomically and return its path.
+
+    Identical content leaves the file untouched. A different config for a run that already started (events
+    or checkpoints in its folder) is refused unless `force`: the run's checkpoints and logs belong to the old
+    config. (The runner refuses `force` while the run's job is running.)
+    """
+    profile_name = profile or registry.study.default_profile
+    config = registry.resolve_config(run, profile_name)
+    run_dir = Path(runs_dir) / run.rel_dir
+    path = run_dir / "config.toml"
+    status = config_status(path, config)
+    if status == "same":
+        return path
+    if status == "changed" and run_started(run_dir) and not force:
+        raise RegistryError([clash_problem(path, run)])
+    atomic_write_text(path, render_config(config, registry, profile_name))
+    return path
+
+
+def clash_problem(path: Path, run: Run) -> Problem:
+    return Problem(
+        str(path),
+        None,
+        f"run {run.key!r}",
+        None,
+        "has already started with a different config (events or checkpoints exist); the new config would "
+        "not match its checkpoints: use --force to overwrite it, or cancel and remove the run folder first",
+    )
