@@ -1,0 +1,150 @@
+"""Writing a heatmap to a file: a figure (PNG, PDF, SVG) or the numbers (CSV, JSON), chosen by the suffix.
+
+Matplotlib is imported inside `write_figure` only, with the non-interactive Agg backend, so the rest of ftui
+starts fast and a figure can be written over SSH without a display. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Final
+
+from ftui.analysis.colours import ERROR_RANGE, GREEN_RANGE, MISSING, text_colour
+from ftui.analysis.view import HeatmapView, format_value
+from ftui.atomic import atomic_write_bytes
+
+FIGURE_FORMATS: Final = ("png", "pdf", "svg")
+DATA_FORMATS: Final = ("csv", "json")
+EXPORT_FORMATS: Final = FIGURE_FORMATS + DATA_FORMATS
+
+
+class ExportError(ValueError):
+    """The export path has a suffix we cannot write."""
+
+
+def export_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in EXPORT_FORMATS:
+        raise ExportError(
+            f"{path}: cannot export to {('.' + suffix) if suffix else 'a file without a suffix'} "
+            f"(allowed: {', '.join('.' + s for s in EXPORT_FORMATS)})"
+        )
+    return suffix
+
+
+def export(view: HeatmapView, path: Path) -> Path:
+    """Write `view` to `path` in the format its suffix names; returns the path written."""
+    kind = export_format(path)
+    if kind == "csv":
+        data = to_csv(view).encode("utf-8")
+    elif kind == "json":
+        data = (json.dumps(view.to_dict(), indent=2) + "\n").encode("utf-8")
+    else:
+        data = figure_bytes(view, kind)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def to_csv(view: HeatmapView) -> str:
+    """One line per panel and row: panel, experiment, trained tasks, seeds done/expected, one column per task.
+
+    Values are written with full precision (repr); a missing cell is an empty field.
+    """
+    matrix = view.matrix
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["panel", "experiment", "tasks", "seeds_done", "seeds_expected", *[c.name for c in matrix.columns]]
+    )
+    for panel in view.panels():
+        for r, row in enumerate(matrix.rows):
+            values = ["" if not math.isfinite(v) else repr(float(v)) for v in panel.values[r].tolist()]
+            writer.writerow(
+                [
+                    panel.name,
+                    row.name,
+                    "+".join(row.tasks),
+                    matrix.seeds_done[r],
+                    matrix.seeds_expected[r],
+                    *values,
+                ]
+            )
+    return out.getvalue()
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*colour)
+
+
+def figure_bytes(view: HeatmapView, kind: str) -> bytes:
+    """Render the figure: one panel, or actual / predicted / error side by side; returns the file's bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib import colormaps
+
+    matrix = view.matrix
+    panels = view.panels()
+    n_rows, n_cols = len(matrix.rows), len(matrix.columns)
+    cell = 0.62
+    width = len(panels) * (n_cols * cell + 2.2) + 0.8
+    height = n_rows * cell * 0.75 + 1.9
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
+    trained = matrix.trained
+    row_labels = [f"{name} ({tasks})" for name, tasks in zip(view.row_labels, view.row_tasks(), strict=True)]
+    row_labels = [f"{label} {done}/{n}" if n > 1 else label for label, done, n in
+                  zip(row_labels, matrix.seeds_done, matrix.seeds_expected, strict=True)]  # fmt: skip
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel.scale == "error":
+            cmap, (vmin, vmax) = colormaps["coolwarm"].copy(), ERROR_RANGE
+        else:
+            cmap, (vmin, vmax) = colormaps["Greens"].copy(), GREEN_RANGE
+        cmap.set_bad(_hex(MISSING))
+        shade = np.ma.masked_invalid(panel.shade)
+        image = ax.imshow(shade, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+        raw_values = view.raw and panel.name == "actual"
+        for r in range(n_rows):
+            for c in range(n_cols):
+                value = float(panel.values[r, c])
+                if math.isfinite(value):
+                    rgba = cmap(np.clip((float(panel.shade[r, c]) - vmin) / (vmax - vmin), 0.0, 1.0))
+                    ink = _hex(text_colour(tuple(round(255 * x) for x in rgba[:3])))  # type: ignore[arg-type]
+                    label = format_value(value, raw_values)
+                else:
+                    ink, label = "#555555", "n/a"
+                ax.text(c, r, label, ha="center", va="center", fontsize=8, color=ink)
+                if trained[r, c]:
+                    ax.text(
+                        c + 0.46,
+                        r - 0.42,
+                        "T",
+                        ha="right",
+                        va="top",
+                        fontsize=6,
+                        color=ink,
+                        fontweight="bold",
+                    )
+        ax.set_xticks(range(n_cols), view.column_labels)
+        ax.xaxis.tick_top()
+        ax.set_yticks(range(n_rows), row_labels if ax is axes[0][0] else [""] * n_rows)
+        ax.tick_params(length=0, labelsize=8)
+        ax.set_title(panel.title, fontsize=9, pad=18)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        colourbar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+        colourbar.ax.tick_params(labelsize=7)
+        if view.raw and panel.name == "actual":
+            colourbar.set_ticks([0, 1], labels=["worst", "best"])
+    fig.suptitle(f"{view.title()} · {view.missing_line()}", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    metadata: dict[str, Any] = {"Creator": "ftui"} if kind != "png" else {"Software": "ftui"}
+    fig.savefig(buffer, format=kind, dpi=150, metadata=metadata)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,272 @@
+"""Adapters from a Registry and a runs folder to the analysis core (matrices, predictions, scores, views).
+
+Typed against small Protocols of the registry's public API so the analysis does not depend on how the registry
+is implemented. A run's results are `runs_dir / run.rel_dir / "eval.json"`; a run's baseline is the baseline
+experiment's run of the same seed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+from ftui.analysis.matrix import (
+    SCHEME_NAMES,
+    SET_NAMES,
+    Column,
+    FamilyMatrix,
+    Row,
+    RunResults,
+    Scheme,
+    SetName,
+    build_matrix,
+    read_eval,
+)
+from ftui.analysis.predict import MODELS, ModelScore, Prediction, TaskInterference, interference, predict
+from ftui.analysis.predict import score_models as score_all
+from ftui.analysis.view import HeatmapView
+
+
+class AnalysisError(ValueError):
+    """A name or option the study does not have; the message lists what is allowed."""
+
+
+class _Task(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def short(self) -> str: ...
+
+
+class _Study(Protocol):
+    @property
+    def tasks(self) -> Sequence[_Task]: ...
+    @property
+    def normalisation(self) -> str: ...
+
+
+class _Experiment(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def tasks(self) -> tuple[str, ...]: ...
+    @property
+    def seeds(self) -> tuple[int, ...]: ...
+
+
+class _Run(Protocol):
+    @property
+    def experiment(self) -> _Experiment: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def rel_dir(self) -> str: ...
+
+
+class _HeatmapDef(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def predict_from(self) -> str | None: ...
+    @property
+    def baseline(self) -> str: ...
+
+
+class RegistryLike(Protocol):
+    @property
+    def study(self) -> _Study: ...
+    @property
+    def experiments(self) -> Sequence[_Experiment]: ...
+    @property
+    def families(self) -> Mapping[str, tuple[str, ...]]: ...
+    @property
+    def heatmaps(self) -> Sequence[_HeatmapDef]: ...
+    def runs(self, patterns: Sequence[str] = ()) -> Sequence[_Run]: ...
+
+
+@dataclass(frozen=True)
+class HeatmapChoice:
+    """What one heatmap shows: the family of its rows, where predictions come from, and the baseline."""
+
+    name: str
+    family: str
+    predict_from: str | None
+    baseline: str
+
+
+def _not_found(kind: str, name: str, allowed: Sequence[str]) -> AnalysisError:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return AnalysisError(f"unknown {kind} {name!r} (allowed: {', '.join(allowed) or 'none'}{hint})")
+
+
+def heatmap_names(registry: RegistryLike) -> list[str]:
+    """Names `ftui heatmap` accepts: every [[heatmap]] name, then every family not already one."""
+    names = [h.name for h in registry.heatmaps]
+    return names + [family for family in registry.families if family not in names]
+
+
+def resolve_heatmap(registry: RegistryLike, name_or_family: str) -> HeatmapChoice:
+    """A [[heatmap]] by name, else the heatmap of that family, else the bare family (no predictions)."""
+    for heatmap in registry.heatmaps:
+        if heatmap.name == name_or_family:
+            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+    for heatmap in registry.heatmaps:
+        if heatmap.family == name_or_family:
+            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+    if name_or_family in registry.families and registry.heatmaps:
+        # A family without its own [[heatmap]] is still shown against the study's (first) baseline.
+        return HeatmapChoice(name_or_family, name_or_family, None, registry.heatmaps[0].baseline)
+    raise _not_found("heatmap or family", name_or_family, heatmap_names(registry))
+
+
+def check_choice(name: str, allowed: Sequence[str], what: str) -> str:
+    if name not in allowed:
+        raise _not_found(what, name, allowed)
+    return name
+
+
+class RunsReader:
+    """Reads each run's eval.json at most once; (experiment, seed) -> results, None when there are none."""
+
+    def __init__(self, registry: RegistryLike, runs_dir: Path) -> None:
+        self._dirs = {(run.experiment.name, run.seed): runs_dir / run.rel_dir for run in registry.runs()}
+        self._cache: dict[tuple[str, int], RunResults | None] = {}
+
+    def __call__(self, experiment: str, seed: int) -> RunResults | None:
+        key = (experiment, seed)
+        if key not in self._cache:
+            folder = self._dirs.get(key)
+            self._cache[key] = read_eval(folder / "eval.json") if folder is not None else None
+        return self._cache[key]
+
+
+def family_matrix(
+    registry: RegistryLike,
+    reader: RunsReader,
+    family: str,
+    *,
+    baseline: str,
+    scheme: Scheme,
+    sets: SetName,
+) -> FamilyMatrix:
+    if family not in registry.families:
+        raise _not_found("family", family, list(registry.families))
+    experiments = {experiment.name: experiment for experiment in registry.experiments}
+    rows = [
+        Row(name=name, tasks=tuple(experiments[name].tasks), seeds=tuple(experiments[name].seeds))
+        for name in registry.families[family]
+    ]
+    columns = [Column(name=task.name, short=task.short) for task in registry.study.tasks]
+    return build_matrix(
+        family=family, rows=rows, columns=columns, source=reader, baseline=baseline, scheme=scheme, sets=sets
+    )
+
+
+def _scheme(registry: RegistryLike, scheme: str | None, raw: bool) -> Scheme:
+    if raw:
+        return "raw"
+    chosen = scheme if scheme is not None else registry.study.normalisation
+    return cast(Scheme, check_choice(chosen, [s for s in SCHEME_NAMES if s != "raw"], "normalisation"))
+
+
+def _sets(sets: str) -> SetName:
+    return cast(SetName, check_choice(sets, SET_NAMES, "sets"))
+
+
+def build_view(
+    registry: RegistryLike,
+    runs_dir: Path,
+    name_or_family: str,
+    *,
+    model: str | None = None,
+    scheme: str | None = None,
+    sets: str = "atlantis",
+    raw: bool = False,
+) -> HeatmapView:
+    """The heatmap of a [[heatmap]] name or family, optionally with a model's predictions."""
+    choice = resolve_heatmap(registry, name_or_family)
+    chosen_sets = _sets(sets)
+    chosen = _scheme(registry, scheme, raw)
+    if model is not None:
+        check_choice(model, MODELS, "model")
+        if raw:
+            raise AnalysisError("--predict needs normalised values; leave out --raw")
+        if choice.predict_from is None:
+            predictable = [h.name for h in registry.heatmaps if h.predict_from]
+            raise AnalysisError(
+                f"heatmap {choice.name!r} has no predict_from family "
+                f"(heatmaps with predictions: {', '.join(predictable) or 'none'})"
+            )
+    reader = RunsReader(registry, runs_dir)
+    target = family_matrix(
+        registry,
+        reader,
+        choice.family,
+        baseline=choice.baseline,
+        scheme=chosen,
+        sets=chosen_sets,
+    )
+    prediction: Prediction | None = None
+    if model is not None and choice.predict_from is not None:
+        source = family_matrix(
+            registry,
+            reader,
+            choice.predict_from,
+            baseline=choice.baseline,
+            scheme=chosen,
+            sets=chosen_sets,
+        )
+        prediction = predict(target, source, model)
+    return HeatmapView(target, prediction)
+
+
+@dataclass(frozen=True, eq=False)
+class FamilyScores:
+    """Every model's scores for one predicted family, best first, and the per-task interference summary."""
+
+    target: FamilyMatrix
+    source: FamilyMatrix
+    scores: list[ModelScore]
+    interference_model: str
+    interference: list[TaskInterference]
+
+
+def score_family(
+    registry: RegistryLike,
+    runs_dir: Path,
+    name_or_family: str,
+    *,
+    scheme: str | None = None,
+    sets: str = "atlantis",
+    interference_model: str = "max",
+) -> FamilyScores:
+    choice = resolve_heatmap(registry, name_or_family)
+    if choice.predict_from is None:
+        predictable = [h.family for h in registry.heatmaps if h.predict_from]
+        raise AnalysisError(
+            f"{name_or_family!r} has no predict_from family in the registry "
+            f"(families with predictions: {', '.join(predictable) or 'none'})"
+        )
+    chosen_sets = _sets(sets)
+    check_choice(interference_model, MODELS, "model")
+    chosen = _scheme(registry, scheme, raw=False)
+    reader = RunsReader(registry, runs_dir)
+    target = family_matrix(
+        registry, reader, choice.family, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
+    )
+    source = family_matrix(
+        registry, reader, choice.predict_from, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
+    )
+    return FamilyScores(
+        target=target,
+        source=source,
+        scores=score_all(target, source),
+        interference_model=interference_model,
+        interference=interference(predict(target, source, interference_model)),
+    )
