@@ -1,0 +1,132 @@
+"""Checkpoints: atomic `torch.save` of tensors and plain types only, step-numbered, newest K kept, `final.pt`.
+
+Layout (docs/run-directory.md): `RUN_DIR/checkpoints/step-00001000.pt` ... and `RUN_DIR/checkpoints/final.pt`.
+A checkpoint is a dict: model (the uncompiled state_dict), optimizer, step, epoch, config (plain dict),
+model_config (plain dict), rng (torch CPU and CUDA states), version. Loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import ModelConfig
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_NAME = "final.pt"
+FORMAT_VERSION = 1
+_STEP_RE = re.compile(r"^step-(\d{8,})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or not one of ours; the message names the file."""
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write via `write(fileobj)` to a temp file beside `path`; fsync it, rename it over `path`, fsync the
+    folder.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read like any other file
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, pickle errors, EOFError... for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+        raise CheckpointError(f"{path}: not an ftui engine checkpoint (no model / model_config)")
+    return state
+
+
+def step_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Step checkpoints of a run, oldest first."""
+    folder = run_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = _STEP_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = step_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step checkpoints (final.pt is never touched)."""
+    found = step_checkpoints(run_dir)
+    doomed = [p for _, p in found[:-keep]] if keep > 0 else [p for _, p in found]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_model_config(state: dict[str, Any], cfg: ModelConfig, path: Path) -> None:
+    """Raise CheckpointError naming every model field where the checkpoint differs from `cfg`."""
+    try:
+        theirs = ModelConfig(**state["model_config"]).__dict__
+    except TypeError as e:
+        raise CheckpointError(f"{path}: unreadable model_config ({e})") from None
+    want = cfg.__dict__
+    diff = [f"model.{k}: {theirs[k]!r} there, {want[k]!r} here" for k in want if theirs.get(k) != want[k]]
+    if diff:
+        raise CheckpointError(f"{path}: model shape differs from config.toml ({'; '.join(diff)})")

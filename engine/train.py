@@ -1,0 +1,469 @@
+"""Training of one run directory: pretraining or fine-tuning, with checkpoints, resume and SIGTERM handling.
+
+Built to run on a GPU without host round trips (a later step captures the step in CUDA graphs):
+- the whole token array [N, L] (every row padded to the set's fixed length L) is moved to the device once;
+- each epoch's order is a permutation drawn from a torch.Generator seeded by (seed, epoch), so step s always
+  sees the same batch (epoch = s // steps_per_epoch, offset = s % steps_per_epoch): resume needs no data
+  state;
+- batches are gathered on the device by index; the loss is accumulated on the device and read when logging;
+- the learning rate is a pure function of the step (nanoGPT's get_lr), set on the param groups each step.
+The last partial batch of an epoch is dropped: total_steps = epochs * (N // batch_size), capped by max_steps.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import engine
+from engine.checkpoint import (
+    CHECKPOINT_DIR,
+    FINAL_NAME,
+    CheckpointError,
+    check_model_config,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    step_name,
+)
+from engine.config import ConfigError, RunConfig, TrainConfig, parse_config, read_raw
+from engine.model import Transformer, parameter_groups
+from engine.runlog import EVENTS_NAME, RunLog, log_only
+
+COMPILE_AUTO_MIN_STEPS = 5000  # below this, compiling (8-22 s) costs more than it saves
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Policies
+
+
+def resolve_device(policy: str) -> torch.device:
+    if policy == "cuda" or (policy == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError('train.device = "cuda" but CUDA is not available on this machine')
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolve_amp_dtype(policy: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain float32."""
+    if policy == "bfloat16" or (policy == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def should_compile(policy: str, device: torch.device, total_steps: int) -> bool:
+    if policy == "on":
+        return True
+    return policy == "auto" and device.type == "cuda" and total_steps >= COMPILE_AUTO_MIN_STEPS
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "engine": engine.__version__,
+    }
+
+
+def total_steps_for(n_rows: int, cfg: TrainConfig) -> int:
+    steps = cfg.epochs * (n_rows // cfg.batch_size)
+    return min(steps, cfg.max_steps) if cfg.max_steps > 0 else steps
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """Learning rate of (0-based) `step`: linear warm-up to `peak`, then linear decay to 0 at total_steps."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    return peak * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loop
+
+
+class Batcher:
+    """Batch of step s, a pure function of (seed, s): rows gathered on the device by index."""
+
+    def __init__(self, tokens: Tensor, batch_size: int, seed: int) -> None:
+        self.tokens = tokens  # uint8 [N, L] on the training device
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n_rows = tokens.shape[0]
+        self.steps_per_epoch = self.n_rows // batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{self.n_rows} rows are fewer than one batch of {batch_size}")
+        self._epoch = -1
+        self._perm = torch.empty(0, dtype=torch.long)
+
+    def permutation(self, epoch: int) -> Tensor:
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+            # Drawn on the CPU (same order on every device), copied to the device once per epoch.
+            self._perm = torch.randperm(self.n_rows, generator=gen).to(self.tokens.device)
+            self._epoch = epoch
+        return self._perm
+
+    def indices(self, step: int) -> Tensor:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        start = k * self.batch_size
+        return self.permutation(epoch)[start : start + self.batch_size]
+
+    def batch(self, step: int) -> Tensor:
+        return self.tokens.index_select(0, self.indices(step)).long()
+
+
+class TrainLoop:
+    """One optimizer step at a time; the loss stays on the device until `take_loss`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        forward: Callable[[Tensor], Tensor],
+        optimizer: torch.optim.Optimizer,
+        batcher: Batcher,
+        cfg: TrainConfig,
+        total_steps: int,
+        pad_id: int,
+        amp_dtype: torch.dtype | None,
+        on_batch: Callable[[int, Tensor], None] | None = None,
+    ) -> None:
+        self.model, self.forward, self.optimizer, self.batcher = model, forward, optimizer, batcher
+        self.cfg, self.total_steps, self.pad_id, self.amp_dtype = cfg, total_steps, pad_id, amp_dtype
+        self.on_batch = on_batch
+        self.device = batcher.tokens.device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_count = 0
+
+    def step(self, step: int) -> None:
+        lr = lr_at(step, self.total_steps, self.cfg.warmup_steps, self.cfg.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rows = self.batcher.batch(step)
+        if self.on_batch is not None:
+            self.on_batch(step, rows)
+        inputs, targets = rows[:, :-1], rows[:, 1:]
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
+        ):
+            logits = self.forward(inputs)
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.pad_id
+        )
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._loss_sum += loss.detach()
+        self._loss_count += 1
+
+    def take_loss(self) -> float:
+        """Mean loss since the last call (one device sync)."""
+        if self._loss_count == 0:
+            return float("nan")
+        value = self._loss_sum.item() / self._loss_count
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        return value
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
+        parameter_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        fused=device.type == "cuda",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGTERM/SIGINT (or a test); the loop saves a checkpoint at the next step boundary and stops."""
+
+    signum: int = 0
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
+
+
+def checkpoint_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: int, cfg: RunConfig
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "model_config": cfg.to_dict()["model"],
+        "rng": rng_state(),
+        "version": engine.__version__,
+        "format": 1,
+    }
+
+
+def remove_run_outputs(run_dir: Path) -> None:
+    """--restart: discard checkpoints, events and results of the previous attempt (train.log is kept)."""
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    for name in (EVENTS_NAME, "eval.json", "eval_examples.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def train_main(run_dir: Path, restart: bool = False) -> int:
+    return run_training(run_dir, restart=restart)
+
+
+def run_training(
+    run_dir: Path,
+    restart: bool = False,
+    *,
+    stop: StopFlag | None = None,
+    stop_after: int | None = None,
+    on_batch: Callable[[int, Tensor], None] | None = None,
+) -> int:
+    """Train RUN_DIR; returns the exit code. `stop_after` (tests) stops as SIGTERM would after that step."""
+    # 1. Everything that can be wrong with the config is checked before anything is written (exit 2).
+    parent_state: dict[str, Any] | None = None
+    parent_error: CheckpointError | None = None
+    try:
+        file, raw = read_raw(run_dir)
+        cfg = parse_config(raw, file)
+        parent = cfg.parent_path(run_dir)
+        if parent is not None:
+            if not parent.is_file():
+                raise ConfigError(
+                    f"{file}: parent: checkpoint {parent} not found (train the parent run first)"
+                )
+            try:
+                parent_state = load_checkpoint(parent)
+                check_model_config(parent_state, cfg.model, parent)
+            except CheckpointError as e:
+                parent_error = e
+    except ConfigError as e:
+        log_only(run_dir, f"error: {e}")
+        return 2
+
+    final_path = run_dir / CHECKPOINT_DIR / FINAL_NAME
+    if restart:
+        remove_run_outputs(run_dir)
+    elif final_path.exists():
+        with RunLog(run_dir) as log:
+            log.log(f"{final_path} exists: the run is finished, nothing to do (--restart trains again)")
+            try:
+                step = int(load_checkpoint(final_path)["step"])
+            except CheckpointError:
+                step = -1
+            log.event("end", action="train", reason="already_finished", step=step, elapsed_s=0.0)
+        return 0
+
+    stop = stop or StopFlag()
+    handlers = _install_signal_handlers(stop)
+    try:
+        with RunLog(run_dir) as log:
+            try:
+                if parent_error is not None:
+                    raise parent_error
+                return _train(run_dir, cfg, log, parent_state, stop, stop_after, on_batch)
+            except Exception as e:
+                tb = traceback.format_exc()
+                log.log(f"error: {type(e).__name__}: {e}\n{tb}")
+                log.event("error", action="train", error=f"{type(e).__name__}: {e}", traceback=tb)
+                return 1
+    finally:
+        _restore_signal_handlers(handlers)
+
+
+def _install_signal_handlers(stop: StopFlag) -> dict[int, Any]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.signum = signum
+
+    old: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: the caller owns signals
+            pass
+    return old
+
+
+def _restore_signal_handlers(old: dict[int, Any]) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
+def _train(
+    run_dir: Path,
+    cfg: RunConfig,
+    log: RunLog,
+    parent_state: dict[str, Any] | None,
+    stop: StopFlag,
+    stop_after: int | None,
+    on_batch: Callable[[int, Tensor], None] | None,
+) -> int:
+    from engine import tokenizer
+    from engine.data import Part, train_set
+
+    t_start = time.monotonic()
+    tc = cfg.train
+    if cfg.model.vocab_size != tokenizer.VOCAB_SIZE:
+        raise RuntimeError(f"model vocab {cfg.model.vocab_size} != tokenizer vocab {tokenizer.VOCAB_SIZE}")
+    device = resolve_device(tc.device)
+    amp_dtype = resolve_amp_dtype(tc.dtype, device)
+
+    log.log(f"run {cfg.name} ({cfg.kind}) in {run_dir}")
+    log.log(f"argv: {' '.join(sys.argv)}")
+    log.log(f"versions: {versions()}  device: {describe_device(device)}  autocast: {amp_dtype}")
+    log.log("config: " + _json(cfg.to_dict()))
+
+    # 2. Data: built once per recipe under data_root, then copied to the device in one go.
+    parts = [Part(task=p.task, set=p.set, n=p.n) for p in cfg.data.parts]
+    rows_np = train_set(parts, seed=cfg.data.seed, data_root=cfg.data_root_path(run_dir))
+    n_rows, row_len = rows_np.shape
+    if row_len > cfg.model.max_seq_len:
+        raise RuntimeError(f"rows of {row_len} tokens exceed model.max_seq_len {cfg.model.max_seq_len}")
+    tokens = torch.from_numpy(np.array(rows_np, dtype=np.uint8, copy=True)).to(device)
+    batcher = Batcher(tokens, tc.batch_size, cfg.seed)
+    total_steps = total_steps_for(n_rows, tc)
+    log.log(
+        f"data: {n_rows:,} rows x {row_len} tokens; {batcher.steps_per_epoch:,} steps/epoch; "
+        f"{total_steps:,} steps"
+    )
+
+    # 3. Model and optimizer: fresh, from the parent (fine-tuning), or from our newest checkpoint (resume).
+    torch.manual_seed(cfg.seed)
+    model = Transformer(cfg.model)
+    if parent_state is not None:
+        model.load_state_dict(parent_state["model"])
+        log.log(f"initialised from parent {cfg.parent} (step {parent_state.get('step')})")
+    model.to(device)
+    optimizer = make_optimizer(model, tc, device)
+    start_step = 0
+    resume = latest_checkpoint(run_dir)
+    if resume is not None:
+        state = load_checkpoint(resume, map_location=device)
+        check_model_config(state, cfg.model, resume)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state.get("rng", {}))
+        start_step = int(state["step"])
+        log.log(f"resumed from {resume} at step {start_step:,}")
+    log.log(f"model: {model.num_params():,} parameters")
+
+    compiled = should_compile(tc.compile, device, total_steps)
+    forward: Callable[[Tensor], Tensor] = torch.compile(model) if compiled else model  # type: ignore[assignment]
+    loop = TrainLoop(model, forward, optimizer, batcher, tc, total_steps, tokenizer.PAD, amp_dtype, on_batch)
+    log.event(
+        "start",
+        action="train",
+        config=cfg.to_dict(),
+        versions=versions(),
+        device=describe_device(device),
+        resumed_from_step=start_step,
+        total_steps=total_steps,
+        compiled=compiled,
+    )
+    spe = batcher.steps_per_epoch
+
+    def save(step: int, path: Path) -> None:
+        save_checkpoint(path, checkpoint_state(model, optimizer, step, step // spe, cfg))
+        log.event("checkpoint", step=step, path=str(path.relative_to(run_dir)))
+
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    tokens_per_step = tc.batch_size * (row_len - 1)
+    last_t, last_step, done = time.monotonic(), start_step, start_step
+    model.train()
+    for s in range(start_step, total_steps):
+        if stop.requested:
+            break
+        loop.step(s)
+        done = s + 1
+        now = time.monotonic()
+        if done % tc.log_every_steps == 0 or now - last_t >= tc.log_every_s or done == total_steps:
+            rate = (done - last_step) / max(now - last_t, 1e-9)
+            loss = loop.take_loss()
+            lr = lr_at(s, total_steps, tc.warmup_steps, tc.lr)
+            eta = (total_steps - done) / rate
+            log.event(
+                "step",
+                step=done,
+                total_steps=total_steps,
+                epoch=round(done / spe, 4),
+                loss=round(loss, 6),
+                lr=lr,
+                tokens_per_s=round(rate * tokens_per_step, 1),
+                eta_s=round(eta, 1),
+            )
+            log.log(
+                f"step {done:>8,}/{total_steps:,}  epoch {done / spe:7.3f}  loss {loss:.4f}  lr {lr:.3e}  "
+                f"{rate:,.1f} steps/s  eta {_hms(eta)}"
+            )
+            last_t, last_step = now, done
+        if done % tc.checkpoint_every == 0 and done < total_steps:
+            save(done, ckpt_dir / step_name(done))
+            prune_checkpoints(run_dir, tc.keep_checkpoints)
+        if stop_after is not None and done >= stop_after:
+            stop.signum = signal.SIGTERM
+
+    elapsed = round(time.monotonic() - t_start, 3)
+    if stop.requested and done < total_steps:
+        if latest_checkpoint(run_dir) != ckpt_dir / step_name(done):
+            save(done, ckpt_dir / step_name(done))
+            prune_checkpoints(run_dir, tc.keep_checkpoints)
+        name = signal.Signals(stop.signum).name
+        log.log(f"stopped by {name} at step {done:,}; resume with the same command")
+        log.event("end", action="train", reason="terminated", step=done, elapsed_s=elapsed)
+        return 128 + stop.signum
+
+    save(done, ckpt_dir / FINAL_NAME)
+    log.log(f"finished: {done:,} steps in {_hms(elapsed)}; weights in {ckpt_dir / FINAL_NAME}")
+    log.event("end", action="train", reason="finished", step=done, elapsed_s=elapsed)
+    return 0
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, separators=(", ", ": "))
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
