@@ -1,10 +1,302 @@
-"""Placeholder until this area's commands land."""
+"""Queue commands: `launch`, `eval`, `cancel`, `retry`, `list`, `logs`, `worker`.
+
+Exit codes: 0 ok, 1 failure (a locked database, nothing matched in the queue, a run not trained), 2 usage or
+registry error. Nothing here imports torch; Rich is imported only to print the `list` table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from ftui.store import RUNNING, Store, StoreError
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    return None
+    p = subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
+    p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
+    p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
+    p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
+    p.set_defaults(func=_guarded(cmd_launch))
+
+    p = subparsers.add_parser("eval", help="queue evaluation only")
+    p.add_argument("patterns", nargs="+", metavar="PATTERN")
+    p.add_argument("--force", action="store_true", help="re-evaluate runs that have an eval.json")
+    p.set_defaults(func=_guarded(cmd_eval))
+
+    p = subparsers.add_parser("cancel", help="cancel queued or running jobs (SIGTERM, then SIGKILL)")
+    p.add_argument("patterns", nargs="+", metavar="PATTERN")
+    p.add_argument("--wait", action="store_true", help="wait until the running ones have stopped")
+    p.set_defaults(func=_guarded(cmd_cancel))
+
+    p = subparsers.add_parser("retry", help="re-queue failed or cancelled jobs (training resumes)")
+    p.add_argument("patterns", nargs="+", metavar="PATTERN")
+    p.set_defaults(func=_guarded(cmd_retry))
+
+    if "list" not in subparsers.choices:  # replaces the registry's early `list` (see docs/runner.md)
+        p = subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
+        p.add_argument("patterns", nargs="*", metavar="PATTERN")
+        p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
+        p.set_defaults(func=_guarded(cmd_list))
+
+    p = subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
+    p.add_argument("name", metavar="NAME", help="run key or experiment name")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--lines", type=int, default=None, help="only the last N lines")
+    p.set_defaults(func=_guarded(cmd_logs))
+
+    p = subparsers.add_parser("worker", help="run the worker in the foreground (normally started for you)")
+    p.add_argument("--stop", action="store_true", help="stop the running worker (its jobs keep running)")
+    p.add_argument(
+        "--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)"
+    )
+    p.set_defaults(func=_guarded(cmd_worker))
+
+
+def _guarded(fn: Any) -> Any:
+    """Map expected errors to a message on stderr and an exit code (never a traceback for bad input)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ftui.launching import LaunchError
+        from ftui.registry import RegistryError
+
+        try:
+            result: int = fn(args)
+            return result
+        except RegistryError as e:
+            print(str(e), file=sys.stderr)
+            return 2
+        except LaunchError as e:
+            print(f"ftui: {e}", file=sys.stderr)
+            return 2
+        except CommandError as e:
+            print(f"ftui: {e}", file=sys.stderr)
+            return e.code
+        except StoreError as e:
+            print(f"ftui: {e}", file=sys.stderr)
+            return 1
+
+    run.__name__ = fn.__name__
+    return run
+
+
+# ---- registry and runs folder ------------------------------------------------------------------------------
+def _registry(args: argparse.Namespace, required: bool) -> Any:
+    from ftui.registry import load_registry
+
+    path = Path(args.registry)
+    if not path.exists():
+        if required:
+            raise CommandError(f"{path}: registry file not found (use --registry FILE)")
+        return None
+    return load_registry(path)
+
+
+def _runs_dir(args: argparse.Namespace, registry: Any) -> Path:
+    if args.runs is not None:
+        return Path(args.runs)
+    if registry is not None:
+        return Path(registry.runs_dir())
+    return Path("runs")
+
+
+def _match_keys(patterns: Sequence[str], store: Store, registry: Any) -> list[str]:
+    """Run keys matching the patterns in the queue or the registry; a pattern matching neither is an error."""
+    from ftui.registry import RegistryError
+
+    keys: list[str] = []
+    for pattern in patterns:
+        found = store.match_keys([pattern])
+        if registry is not None:
+            try:
+                found += [r.key for r in registry.runs([pattern])]
+            except RegistryError:
+                if not found:
+                    raise
+        if not found:
+            raise CommandError(f"{pattern!r} matches no run in the queue {store.db_path}", 1)
+        keys.extend(found)
+    return list(dict.fromkeys(keys))
+
+
+# ---- commands ----------------------------------------------------------------------------------------------
+def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eval")) -> int:
+    from ftui.launching import launch
+
+    registry = _registry(args, required=True)
+    runs = registry.runs(args.patterns)
+    report = launch(
+        registry,
+        runs,
+        _runs_dir(args, registry),
+        profile=args.profile,
+        actions=actions,
+        only=getattr(args, "only", False),
+        force=args.force,
+    )
+    print(report.summary())
+    return 1 if report.not_trained or report.result.refused else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    return cmd_launch(args, actions=("eval",))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ftui.runner import ensure_worker
+
+    registry = _registry(args, required=False)
+    store = Store(_runs_dir(args, registry))
+    keys = _match_keys(args.patterns, store, registry)
+    changed = store.cancel(keys)
+    if not changed:
+        print("nothing to cancel: no queued or running job matches")
+        return 0
+    running = [j for j in changed if j.state == RUNNING]
+    print(f"cancelled {len(changed) - len(running)} queued job(s)")
+    if running:
+        # The worker signals the process groups; start one if it died (it adopts the running processes).
+        ensure_worker(store.runs_dir)
+        grace = (store.settings("runner") or {}).get("grace_s", 30.0)
+        print(
+            f"stopping {len(running)} running job(s): "
+            + ", ".join(f"{j.run_key} {j.action}" for j in running)
+            + f" (SIGTERM, SIGKILL after {grace:g} s)"
+        )
+        if args.wait:
+            ids = {j.id for j in running}
+            deadline = time.monotonic() + float(grace) + 30.0
+            while any(j.state == RUNNING for j in store.jobs(states=[RUNNING]) if j.id in ids):
+                if time.monotonic() > deadline:
+                    raise CommandError("cancelled jobs are still running; see runs/.worker.log", 1)
+                time.sleep(0.1)
+            print("stopped")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from ftui.runner import ensure_worker
+
+    registry = _registry(args, required=False)
+    store = Store(_runs_dir(args, registry))
+    keys = _match_keys(args.patterns, store, registry)
+    requeued = store.retry(keys)
+    if not requeued:
+        print("nothing to retry: no failed, cancelled or blocked job matches")
+        return 0
+    print(f"re-queued {len(requeued)} job(s): " + ", ".join(f"{j.run_key} {j.action}" for j in requeued))
+    pid = ensure_worker(store.runs_dir)
+    if pid is not None:
+        print(f"worker started (pid {pid})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ftui.runrows import list_rows, print_table
+
+    registry = _registry(args, required=True)
+    runs = registry.runs(args.patterns)
+    store = Store(_runs_dir(args, registry))
+    rows = list_rows(registry, store, runs)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_table(rows, store.runs_dir)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from ftui.registry import RegistryError
+
+    registry = _registry(args, required=False)
+    runs_dir = _runs_dir(args, registry)
+    run_dir = runs_dir / args.name
+    if registry is not None:
+        try:
+            run_dir = runs_dir / registry.run(args.name).rel_dir
+        except RegistryError:
+            if not run_dir.is_dir():
+                raise
+    log = run_dir / "train.log"
+    if not log.exists() and not args.follow:
+        raise CommandError(f"{log}: no log yet (the run has not started)", 1)
+    return follow_log(log, args.follow, args.lines)
+
+
+def follow_log(log: Path, follow: bool, last: int | None, poll_s: float = 0.25) -> int:
+    """Print the log (its last `last` lines), then with `follow` print what is appended until Ctrl+C."""
+    out = sys.stdout.buffer
+    offset = 0
+    try:
+        if log.exists():
+            data = log.read_bytes()
+            if last is not None:
+                data = b"".join(data.splitlines(keepends=True)[-last:]) if last > 0 else b""
+            out.write(data)
+            out.flush()
+            offset = log.stat().st_size
+        while follow:
+            time.sleep(poll_s)
+            try:
+                size = log.stat().st_size
+            except FileNotFoundError:
+                continue
+            if size < offset:  # replaced or truncated: start over
+                offset = 0
+            if size > offset:
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read(size - offset)
+                offset += len(chunk)
+                out.write(chunk)
+                out.flush()
+    except KeyboardInterrupt:  # stops following; the run is a separate process group and never sees it
+        return 0
+    except BrokenPipeError:  # `ftui logs X | head`
+        return 0
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from ftui.runner import Worker, stop_worker
+
+    registry = _registry(args, required=False)
+    runs_dir = _runs_dir(args, registry)
+    if args.stop:
+        pid = stop_worker(runs_dir)
+        print("no worker running" if pid is None else f"worker {pid} stopped (its running jobs keep running)")
+        return 0
+    idle = args.idle_exit if args.idle_exit > 0 else float("inf")
+    return Worker(runs_dir, idle_exit_s=idle).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with the global options and only these commands (`python -m ftui.commands.queue_cmds`)."""
+    parser = argparse.ArgumentParser(prog="ftui")
+    parser.add_argument("--registry", type=Path, default=Path("experiments.toml"))
+    parser.add_argument("--runs", type=Path, default=None)
+    parser.add_argument("--profile", default=None)
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

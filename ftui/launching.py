@@ -1,0 +1,153 @@
+"""Queueing runs: the one code path behind `ftui launch`, `ftui eval` and the app's launch key.
+
+Order of work, so that a bad registry or a config clash queues nothing: plan the jobs (dependencies first),
+write every config.toml that a queued job will read, record the runner settings, then queue everything in one
+transaction, then make sure a worker runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ftui.runstate import is_trained
+from ftui.store import OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
+
+
+class LaunchError(Exception):
+    """A launch that was refused before anything was queued (message names the run and the reason)."""
+
+
+@dataclass
+class LaunchReport:
+    result: EnqueueResult
+    not_trained: list[str]  # `eval` of runs with no final checkpoint and no training queued
+    worker_pid: int | None  # the worker started for this launch (None: one was already running)
+
+    def summary(self) -> str:
+        r = self.result
+        lines = []
+        if r.queued:
+            lines.append(
+                f"queued {len(r.queued)} job(s): " + _names(f"{j.run_key} {j.action}" for j in r.queued)
+            )
+        if r.kept:
+            lines.append(f"already queued or running, left alone: {len(r.kept)} job(s)")
+        if r.skipped:
+            lines.append(f"already done, skipped (use --force to redo): {len(r.skipped)} job(s)")
+        for _spec, why in r.refused:
+            lines.append(f"refused: {why}")
+        for key in self.not_trained:
+            lines.append(
+                f"not evaluated: {key} has no checkpoints/final.pt (train it with `ftui launch {key}`)"
+            )
+        if not lines:
+            lines.append("nothing to do")
+        if self.worker_pid is not None:
+            lines.append(f"worker started (pid {self.worker_pid})")
+        return "\n".join(lines)
+
+
+def _names(items: Any, limit: int = 8) -> str:
+    names = list(items)
+    return ", ".join(names[:limit]) + (f", … (+{len(names) - limit})" if len(names) > limit else "")
+
+
+def plan(
+    registry: Any, runs: Sequence[Any], actions: Sequence[str], *, only: bool, force: bool
+) -> list[JobSpec]:
+    """Job specs for `runs`, dependencies first: each run's train (after its parent's train) and/or eval
+    (after its own train). Without `only`, the parents' trainings are planned too (never forced)."""
+    specs: dict[tuple[str, str], JobSpec] = {}
+
+    def add_train(run: Any, forced: bool, with_parents: bool) -> None:
+        parents = registry.dependencies(run)
+        if with_parents:
+            for parent in parents:
+                add_train(parent, False, True)
+        needs = tuple((p.key, "train") for p in parents)
+        key = (run.key, "train")
+        if key not in specs or (forced and not specs[key].force):
+            specs[key] = JobSpec(run.key, run.experiment.name, run.rel_dir, "train", needs, forced)
+
+    for run in runs:
+        if "train" in actions:
+            add_train(run, force, not only)
+        if "eval" in actions:
+            specs[(run.key, "eval")] = JobSpec(
+                run.key, run.experiment.name, run.rel_dir, "eval", ((run.key, "train"),), force
+            )
+    return list(specs.values())
+
+
+def launch(
+    registry: Any,
+    runs: Sequence[Any],
+    runs_dir: Path,
+    *,
+    profile: str | None = None,
+    actions: Sequence[str] = ("train", "eval"),
+    only: bool = False,
+    force: bool = False,
+    start_worker: bool = True,
+    store: Store | None = None,
+) -> LaunchReport:
+    """Queue `actions` for `runs` (registry Run objects) with their missing dependencies. Raises LaunchError
+    (nothing queued) for an unsupported executor or a forced redo of a running job, and the registry's
+    RegistryError for a bad config or a config clash."""
+    from ftui.registry import write_run_config
+    from ftui.runner import ensure_worker
+
+    settings = registry.runner
+    if settings.executor != "local":
+        raise LaunchError(
+            f"{registry.path}: [runner] executor = {settings.executor!r} is not supported by this worker "
+            "(allowed: 'local')"
+        )
+    runs_dir = Path(runs_dir)
+    store = store or Store(runs_dir)
+    specs = plan(registry, runs, actions, only=only, force=force)
+    jobs = {(j.run_key, j.action): j for j in store.jobs(run_keys={s.run_key for s in specs})}
+    running = [s for s in specs if s.force and (j := jobs.get((s.run_key, s.action))) and j.state == RUNNING]
+    if running:
+        raise LaunchError(
+            "refusing --force on running job(s): "
+            + ", ".join(f"{s.run_key} {s.action}" for s in running)
+            + " (cancel them first)"
+        )
+    by_key = {r.key: r for r in registry.all_runs()}
+    not_trained: list[str] = []
+    kept_specs: list[JobSpec] = []
+    planned_train = {s.run_key for s in specs if s.action == "train"}
+    for spec in specs:
+        run_dir = runs_dir / spec.rel_dir
+        train_open = (spec.run_key, "train") in jobs and jobs[(spec.run_key, "train")].state in OPEN_STATES
+        if (
+            spec.action == "eval"
+            and spec.run_key not in planned_train
+            and not is_trained(run_dir)
+            and not train_open
+        ):
+            not_trained.append(spec.run_key)
+            continue
+        kept_specs.append(spec)
+    # Write the configs first: a registry error or a clash raises here, before anything is queued. A trained
+    # run keeps the config it was trained with (unless forced), so an eval reads what the weights came from.
+    for key in dict.fromkeys(s.run_key for s in kept_specs):
+        run_dir = runs_dir / by_key[key].rel_dir
+        forced = any(s.force for s in kept_specs if s.run_key == key)
+        if forced or not is_trained(run_dir) or not (run_dir / "config.toml").is_file():
+            write_run_config(registry, by_key[key], runs_dir, profile, force=forced)
+    store.set_setting("runner", _settings_dict(settings))
+    result = store.enqueue(kept_specs)
+    pid = ensure_worker(runs_dir) if start_worker and (result.queued or result.kept) else None
+    return LaunchReport(result, not_trained, pid)
+
+
+def _settings_dict(settings: Any) -> dict[str, Any]:
+    data = asdict(settings)
+    if isinstance(data.get("gpus"), tuple):
+        data["gpus"] = list(data["gpus"])
+    return data

@@ -1,0 +1,245 @@
+"""Reading a run directory: progress from `events.jsonl`, results from `eval.json` (docs/run-directory.md).
+
+The app polls every run about once a second, so reading must be cheap: a reader keeps, per file, the byte
+offset it has parsed up to and the (size, mtime, inode) it saw. An unchanged file costs one `stat`; a grown
+file costs reading only the appended bytes. Only complete lines are parsed (the engine may be half-way through
+writing the last one); a corrupt line is counted and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+EVENTS = "events.jsonl"
+RESULTS = "eval.json"
+FINAL_CHECKPOINT = Path("checkpoints") / "final.pt"
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What the events of a run say so far. Times are unix seconds; None = not reported yet."""
+
+    action: str | None = None  # action of the newest `start` event: "train" | "eval"
+    step: int | None = None
+    total_steps: int | None = None
+    epoch: int | None = None
+    loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None  # as reported with the last step event (see `eta_now`)
+    resumed_from_step: int | None = None
+    device: str | None = None
+    eval_set: str | None = None  # newest eval event: set key, queries done / total in that set
+    eval_done: int | None = None
+    eval_total: int | None = None
+    eval_sets_done: int = 0  # eval sets reported since the newest eval start
+    end_reason: str | None = None  # reason of the `end` event after the newest start ("finished", ...)
+    error: str | None = None  # message of an `error` event after the newest start
+    last_event_t: float | None = None
+    last_step_t: float | None = None
+    corrupt_lines: int = 0  # lines that were complete but not valid JSON objects
+    losses: tuple[float, ...] = ()  # recent losses, oldest first (for a sparkline)
+
+    def eta_now(self, now: float | None = None) -> float | None:
+        """The ETA counted down from the moment it was reported (None when not training)."""
+        if self.eta_s is None or self.last_step_t is None or self.end_reason is not None:
+            return None
+        now = time.time() if now is None else now
+        return max(0.0, self.eta_s - (now - self.last_step_t))
+
+
+MAX_LOSSES = 200
+
+
+def apply_event(p: RunProgress, ev: dict[str, Any]) -> RunProgress:
+    """Fold one event into the progress (pure, so tests and the tailer share it)."""
+    kind = ev.get("event")
+    t = _num(ev.get("t"))
+    changes: dict[str, Any] = {"last_event_t": t if t is not None else p.last_event_t}
+    if kind == "start":
+        action = ev.get("action")
+        changes.update(
+            action=action if isinstance(action, str) else None,
+            resumed_from_step=_int(ev.get("resumed_from_step")),
+            device=str(ev["device"]) if ev.get("device") is not None else None,
+            end_reason=None,
+            error=None,
+        )
+        if action == "eval":
+            changes.update(eval_set=None, eval_done=None, eval_total=None, eval_sets_done=0)
+    elif kind == "step":
+        loss = _num(ev.get("loss"))
+        changes.update(
+            step=_int(ev.get("step")),
+            total_steps=_int(ev.get("total_steps")),
+            epoch=_int(ev.get("epoch")),
+            loss=loss,
+            lr=_num(ev.get("lr")),
+            tokens_per_s=_num(ev.get("tokens_per_s")),
+            eta_s=_num(ev.get("eta_s")),
+            last_step_t=t,
+        )
+        if loss is not None:
+            changes["losses"] = (p.losses + (loss,))[-MAX_LOSSES:]
+    elif kind == "eval":
+        done, total = _int(ev.get("done")), _int(ev.get("total"))
+        finished_set = done is not None and total is not None and done >= total
+        changes.update(
+            eval_set=ev.get("set") if isinstance(ev.get("set"), str) else None,
+            eval_done=done,
+            eval_total=total,
+            eval_sets_done=p.eval_sets_done + (1 if finished_set else 0),
+        )
+    elif kind == "end":
+        reason = ev.get("reason")
+        changes["end_reason"] = reason if isinstance(reason, str) else "finished"
+        if _int(ev.get("step")) is not None and p.action == "train":
+            changes["step"] = _int(ev.get("step"))
+    elif kind == "error":
+        changes["error"] = str(ev.get("error", "error"))
+    return replace(p, **changes)
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+@dataclass
+class _Tail:
+    key: tuple[int, int, int]  # (inode, size, mtime_ns) when last read
+    offset: int  # bytes parsed so far (always at a line boundary)
+    progress: RunProgress = field(default_factory=RunProgress)
+
+
+class ProgressReader:
+    """Incremental, thread-safe reader of the `events.jsonl` of many runs."""
+
+    def __init__(self) -> None:
+        self._tails: dict[Path, _Tail] = {}
+        self._lock = threading.Lock()
+
+    def progress(self, run_dir: Path) -> RunProgress | None:
+        """The progress of the run in `run_dir`, or None when it has no events yet."""
+        path = Path(run_dir) / EVENTS
+        try:
+            st = os.stat(path)
+        except OSError:
+            with self._lock:
+                self._tails.pop(path, None)
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            tail = self._tails.get(path)
+            if tail is not None and tail.key == key:
+                return tail.progress
+            if tail is None or tail.key[0] != st.st_ino or st.st_size < tail.offset:
+                tail = _Tail(key, 0)  # new, replaced or truncated file (e.g. `train --restart`): start over
+            tail = self._read_from(path, tail, key)
+            self._tails[path] = tail
+            return tail.progress
+
+    @staticmethod
+    def _read_from(path: Path, tail: _Tail, key: tuple[int, int, int]) -> _Tail:
+        try:
+            with open(path, "rb") as f:
+                f.seek(tail.offset)
+                chunk = f.read()
+        except OSError:
+            return tail
+        end = chunk.rfind(b"\n")
+        if end < 0:  # nothing complete yet; re-read these bytes next time the file changes
+            return _Tail(key, tail.offset, tail.progress)
+        progress = tail.progress
+        for line in chunk[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                progress = replace(progress, corrupt_lines=progress.corrupt_lines + 1)
+                continue
+            if isinstance(ev, dict):
+                progress = apply_event(progress, ev)
+            else:
+                progress = replace(progress, corrupt_lines=progress.corrupt_lines + 1)
+        return _Tail(key, tail.offset + end + 1, progress)
+
+
+class ResultsReader:
+    """Cached reader of `eval.json` files (re-parsed only when the file changes)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+
+    def results(self, run_dir: Path) -> dict[str, Any] | None:
+        """The parsed eval.json of the run, or None when it is missing or unreadable."""
+        path = Path(run_dir) / RESULTS
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = None  # written atomically, so this is a file damaged by hand: show "no results"
+        if not isinstance(data, dict):
+            data = None
+        with self._lock:
+            self._cache[path] = (key, data)
+        return data
+
+
+def is_trained(run_dir: Path) -> bool:
+    return (Path(run_dir) / FINAL_CHECKPOINT).is_file()
+
+
+def is_evaluated(run_dir: Path) -> bool:
+    return (Path(run_dir) / RESULTS).is_file()
+
+
+def summarize_results(
+    results: dict[str, Any], tasks: tuple[str, ...] = (), short: dict[str, str] | None = None
+) -> str:
+    """One line from eval.json: the Atlantis metric of the trained tasks (all tasks when none given)."""
+    sets = results.get("sets")
+    if not isinstance(sets, dict) or not sets:
+        return "no sets"
+    short = short or {}
+    parts: list[str] = []
+    wanted = tasks or tuple(
+        dict.fromkeys(str(v.get("task")) for v in sets.values() if isinstance(v, dict) and v.get("task"))
+    )
+    for task in wanted:
+        entry = sets.get(f"atlantis/{task}") or sets.get(f"standard/{task}")
+        if not isinstance(entry, dict) or _num(entry.get("mean")) is None:
+            continue
+        mean = float(entry["mean"])
+        label = short.get(task, task)
+        value = f"{mean:.0%}" if entry.get("metric") == "accuracy" else _compact(mean)
+        parts.append(f"{label} {value}")
+    text = " ".join(parts[:4]) + (" …" if len(parts) > 4 else "")
+    return text or f"{len(sets)} sets"
+
+
+def _compact(x: float) -> str:
+    if abs(x) >= 1e5:
+        return f"{x:.1e}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
