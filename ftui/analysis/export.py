@@ -115,7 +115,7 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
                 if math.isfinite(value):
                     rgba = cmap(np.clip((float(panel.shade[r, c]) - vmin) / (vmax - vmin), 0.0, 1.0))
                     ink = _hex(text_colour(tuple(round(255 * x) for x in rgba[:3])))  # type: ignore[arg-type]
-                    label = format_value(value, raw_values)
+                    label = format_value(value, raw_values, signed=panel.scale == "error")
                 else:
                     ink, label = "#555555", "n/a"
                 ax.text(c, r, label, ha="center", va="center", fontsize=8, color=ink)

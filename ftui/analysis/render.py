@@ -29,7 +29,7 @@ def _cell(value: float, shade: float, trained: bool, panel: Panel, raw: bool, co
     mark = TRAINED_MARK if trained else " "
     if not math.isfinite(value):
         return Text(f"· {mark}" if trained else "·", style=MISSING_STYLE if colour else "")
-    text = f"{format_value(value, raw and panel.name == 'actual')} {mark}"
+    text = f"{format_value(value, raw and panel.name == 'actual', signed=panel.scale == 'error')} {mark}"
     if not colour:
         return Text(text)
     background = cell_colour(shade, panel.scale)
@@ -51,7 +51,8 @@ def render_panel(view: HeatmapView, panel: Panel, *, colour: bool = True) -> Tab
     table.add_column("run", no_wrap=True)
     table.add_column("tasks", no_wrap=True, style="dim" if colour else "")
     for label in view.column_labels:
-        table.add_column(label, justify="right", no_wrap=True)
+        # Left-justified so the decimal points line up whether or not a "T" follows the value.
+        table.add_column(label, justify="left", no_wrap=True)
     table.add_column("seeds", justify="right", no_wrap=True, style="dim" if colour else "")
     trained = matrix.trained
     tasks = view.row_tasks()

@@ -129,10 +129,10 @@ def _json_matrix(values: np.ndarray) -> list[list[float | None]]:
     return [[float(v) if math.isfinite(v) else None for v in row] for row in values.tolist()]
 
 
-def format_value(value: float, raw: bool = False) -> str:
-    """Two decimals; raw metrics of 1,000 or more as whole numbers with thousands separators."""
+def format_value(value: float, raw: bool = False, signed: bool = False) -> str:
+    """Two decimals (signed for errors); raw metrics of 1,000 or more as whole numbers with separators."""
     if not math.isfinite(value):
         return "·"
     if raw and abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.2f}"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
