@@ -1,0 +1,1 @@
+"""One screen per file; modals are `<name>_modal.py`."""

@@ -1,0 +1,292 @@
+"""Heatmaps: any `[[heatmap]]` of experiments.toml as coloured grids, with predictions and their scores.
+
+Keys cycle the choices (keyboard only, and every choice is also in the command palette). The matrices are
+built in a thread worker from the eval.json files; the grids are drawn by the analysis module's renderer, so
+they match `ftui heatmap` and the exported figures. Side by side when the panels fit the width, else stacked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from ftui.analysis.matrix import Column, FamilyMatrix, Row, Scheme, SetName, build_matrix, read_eval
+from ftui.analysis.predict import MODELS, ModelScore, PredictionError, predict, score_models
+from ftui.analysis.view import HeatmapView
+from ftui.app_data import AppData
+from ftui.messages import ActionFailed
+from ftui.screens.export_modal import ExportModal
+from ftui.widgets.heatmap_grid import HeatmapGrid, colour_enabled, panel_width
+
+SCHEMES = ("perfect", "improvement")
+SETS = ("atlantis", "standard")
+
+
+@dataclass(frozen=True)
+class HeatmapChoice:
+    heatmap: int = 0  # index into registry.heatmaps
+    model: str | None = None  # None: actual values only
+    scheme: str = "perfect"
+    sets: str = "atlantis"
+    raw: bool = False
+
+
+@dataclass
+class HeatmapComputed:
+    choice: HeatmapChoice
+    view: HeatmapView
+    scores: list[ModelScore]
+    note: str
+
+
+def family_matrix(data: AppData, family: str, baseline: str, scheme: str, sets: str) -> FamilyMatrix:
+    registry = data.registry
+    experiments = {e.name: e for e in registry.experiments}
+    runs = {(run.experiment.name, run.seed): run for run in data.runs}
+
+    def source(name: str, seed: int) -> Any:
+        run = runs.get((name, seed))
+        return read_eval(data.runs_dir / run.rel_dir / "eval.json") if run is not None else None
+
+    rows = [Row(name, experiments[name].tasks, experiments[name].seeds) for name in registry.families[family]]
+    columns = [Column(t.name, t.short) for t in registry.study.tasks]
+    return build_matrix(
+        family=family,
+        rows=rows,
+        columns=columns,
+        source=source,
+        baseline=baseline,
+        scheme=cast(Scheme, scheme),
+        sets=cast(SetName, sets),
+    )
+
+
+def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
+    """Everything the screen shows for `choice` (runs in a worker thread: reads eval.json files)."""
+    heatmap = data.registry.heatmaps[choice.heatmap]
+    scheme = "raw" if choice.raw else choice.scheme
+    target = family_matrix(data, heatmap.family, heatmap.baseline, scheme, choice.sets)
+    if choice.model is None or heatmap.predict_from is None:
+        return HeatmapComputed(choice, HeatmapView(target), [], "")
+    if choice.raw:
+        note = "predictions need normalised values: showing raw actual values only"
+        return HeatmapComputed(choice, HeatmapView(target), [], note)
+    source = family_matrix(data, heatmap.predict_from, heatmap.baseline, scheme, choice.sets)
+    try:
+        prediction = predict(target, source, choice.model)
+        scores = score_models(target, source)
+    except PredictionError as error:
+        return HeatmapComputed(choice, HeatmapView(target), [], str(error))
+    return HeatmapComputed(choice, HeatmapView(target, prediction), scores, "")
+
+
+def _fmt(value: float) -> str:
+    return "" if not math.isfinite(value) else f"{value:.3f}"
+
+
+class HeatmapScreen(Screen[None]):
+    DEFAULT_CSS = """
+    HeatmapScreen #heatmap-status { height: auto; padding: 0 1; background: $boost; }
+    HeatmapScreen #heatmap-body { height: 1fr; }
+    HeatmapScreen #heatmap-panels { height: auto; width: auto; }
+    HeatmapScreen #heatmap-stack { height: auto; }
+    HeatmapScreen #heatmap-scores { height: auto; max-height: 12; margin: 0 1; }
+    HeatmapScreen #heatmap-note { color: $warning; padding: 0 1; height: auto; }
+    """
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("m", "next_heatmap", "Heatmap"),
+        Binding("p", "next_model", "Predict"),
+        Binding("n", "toggle_scheme", "Norm"),
+        Binding("s", "toggle_sets", "Sets"),
+        Binding("w", "toggle_raw", "Raw"),
+        Binding("x", "export", "Export"),
+    ]
+    HELP_KEYS = [
+        ("m", "next heatmap of experiments.toml"),
+        ("p", "prediction model: none, " + ", ".join(MODELS) + " (three panels: actual, predicted, error)"),
+        ("n", "normalisation: perfect / improvement"),
+        ("s", "atlantis / standard test sets"),
+        ("w", "raw metrics on / off"),
+        ("x", "export the current view (PNG, PDF, SVG, CSV)"),
+        ("escape", "back to the runs"),
+    ]
+
+    def __init__(self, data: AppData, heatmap: int = 0) -> None:
+        super().__init__()
+        self.data = data
+        scheme = data.registry.study.normalisation
+        self.choice = HeatmapChoice(heatmap=heatmap, scheme=scheme if scheme in SCHEMES else "perfect")
+        self.computed: HeatmapComputed | None = None
+        self.exported: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        yield Label("computing…", id="heatmap-status", markup=False)
+        with VerticalScroll(id="heatmap-body"):
+            yield Label("", id="heatmap-note", markup=False)
+            yield Horizontal(id="heatmap-panels")
+            yield DataTable(id="heatmap-scores", cursor_type="row", show_cursor=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#heatmap-scores", DataTable).display = False
+        self.recompute()
+        self.set_interval(2.0, self.recompute)  # new eval.json files appear while runs finish
+
+    def on_resize(self) -> None:
+        if self.computed is not None:
+            self._show(self.computed)
+
+    def recompute(self) -> None:
+        self._compute(self.choice)
+
+    @work(thread=True, exclusive=True, group="heatmap")
+    def _compute(self, choice: HeatmapChoice) -> None:
+        try:
+            computed = compute(self.data, choice)
+        except Exception as error:  # a broken eval.json never takes the app down: show why instead
+            self.post_message(ActionFailed("heatmap", str(error)))
+            return
+        self.app.call_from_thread(self._show, computed)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.error, title=f"{message.action} failed", severity="error", timeout=10)
+
+    def _show(self, computed: HeatmapComputed) -> None:
+        if computed.choice != self.choice:
+            return  # the user changed the choice meanwhile; a newer computation is on its way
+        self.computed = computed
+        view = computed.view
+        heatmap = self.data.registry.heatmaps[computed.choice.heatmap]
+        model = computed.choice.model or "none"
+        source = "" if heatmap.predict_from else " (no source family)"
+        count = len(self.data.registry.heatmaps)
+        status = f"{heatmap.name} ({count} heatmaps) · predict: {model}{source} · {view.title()} · "
+        status += view.missing_line()
+        with self.app.batch_update():
+            self.query_one("#heatmap-status", Label).update(status)
+            note = self.query_one("#heatmap-note", Label)
+            note.update(computed.note)
+            note.display = bool(computed.note)
+            panels_box = self.query_one("#heatmap-panels", Horizontal)
+            panels_box.remove_children()
+            panels = view.panels()
+            colour = colour_enabled()
+            needed = sum(panel_width(view, p, colour=colour) + 1 for p in panels)
+            side_by_side = needed <= self.size.width - 2
+            panels_box.styles.layout = "horizontal" if side_by_side else "vertical"
+            panels_box.mount_all(HeatmapGrid(view, p, id=f"panel-{p.name}") for p in panels)
+            self._show_scores(computed.scores)
+
+    def _show_scores(self, scores: list[ModelScore]) -> None:
+        table = self.query_one("#heatmap-scores", DataTable)
+        table.clear(columns=True)
+        table.display = bool(scores)
+        if not scores:
+            return
+        table.add_columns("model", "MAE", "RMSE", "R²", "MAE trained", "MAE transfer", "cells")
+        for s in scores:
+            marker = "▶ " if s.model == self.choice.model else "  "
+            table.add_row(
+                marker + s.model,
+                _fmt(s.all.mae),
+                _fmt(s.all.rmse),
+                _fmt(s.all.r2),
+                _fmt(s.trained.mae),
+                _fmt(s.transfer.mae),
+                str(s.all.n),
+            )
+
+    # -- choices --------------------------------------------------------------------------------------
+    def _choose(self, **changes: Any) -> None:
+        self.choice = replace(self.choice, **changes)
+        self.query_one("#heatmap-status", Label).update("computing…")
+        self.recompute()
+
+    def action_next_heatmap(self) -> None:
+        self._choose(heatmap=(self.choice.heatmap + 1) % len(self.data.registry.heatmaps))
+
+    def action_next_model(self) -> None:
+        order: list[str | None] = [None, *MODELS]
+        self._choose(model=order[(order.index(self.choice.model) + 1) % len(order)])
+
+    def action_toggle_scheme(self) -> None:
+        self._choose(scheme=SCHEMES[(SCHEMES.index(self.choice.scheme) + 1) % len(SCHEMES)])
+
+    def action_toggle_sets(self) -> None:
+        self._choose(sets=SETS[(SETS.index(self.choice.sets) + 1) % len(SETS)])
+
+    def action_toggle_raw(self) -> None:
+        self._choose(raw=not self.choice.raw)
+
+    # -- export ---------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        if self.computed is None:
+            self.notify("Still computing; try again in a moment.", severity="warning")
+            return
+        choice = self.computed.choice
+        heatmap = self.data.registry.heatmaps[choice.heatmap]
+        parts = [heatmap.name, "raw" if choice.raw else choice.scheme, choice.sets]
+        if choice.model and not choice.raw:
+            parts.append(choice.model)
+        folder = Path(self.data.registry.path).parent
+
+        def chosen(path: Path | None) -> None:
+            if path is not None and self.computed is not None:
+                self._export(self.computed.view, path)
+
+        self.app.push_screen(ExportModal(folder, "-".join(parts)), chosen)
+
+    @work(thread=True, group="export")
+    def _export(self, view: HeatmapView, path: Path) -> None:
+        from ftui.analysis.export import export
+
+        try:
+            written = export(view, path)
+        except Exception as error:  # unwritable folder, bad suffix: a toast, not a crash
+            self.post_message(ActionFailed("export", f"{path}: {error}"))
+            return
+        self.app.call_from_thread(self._exported, written)
+
+    def _exported(self, path: Path) -> None:
+        self.exported.append(path)
+        self.notify(f"Wrote {path}", title="export")
+
+    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        choose = self._choose
+        commands: list[tuple[str, str, Callable[[], object]]] = []
+        for index, heatmap in enumerate(self.data.registry.heatmaps):
+            commands.append(
+                (f"Heatmap: {heatmap.name}", f"family {heatmap.family}", partial(choose, heatmap=index))
+            )
+        commands.append(("Predict: none", "actual values only", partial(choose, model=None)))
+        for model in MODELS:
+            commands.append((f"Predict: {model}", "actual / predicted / error", partial(choose, model=model)))
+        commands += [
+            (
+                "Normalisation: perfect",
+                "0 = baseline, 1 = perfect",
+                partial(choose, scheme="perfect", raw=False),
+            ),
+            (
+                "Normalisation: improvement",
+                "log-ratio scheme",
+                partial(choose, scheme="improvement", raw=False),
+            ),
+            ("Sets: atlantis", "Atlantis test sets", partial(choose, sets="atlantis")),
+            ("Sets: standard", "standard test sets", partial(choose, sets="standard")),
+            ("Raw metrics on/off", "toggle raw metrics (w)", self.action_toggle_raw),
+            ("Export heatmap", "PNG, PDF, SVG or CSV (x)", self.action_export),
+        ]
+        return commands

@@ -1,0 +1,1 @@
+"""One widget per file; each carries its own look in DEFAULT_CSS."""

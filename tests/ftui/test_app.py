@@ -1,0 +1,310 @@
+"""Pilot tests of the app on fixture runs folders (tests/ftui/app_fixtures.py): real store, real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from ftui.app import FtuiApp, make_app
+from ftui.screens.confirm_modal import ConfirmModal
+from ftui.screens.help_screen import HelpScreen
+from ftui.screens.home_screen import HomeScreen
+from ftui.screens.registry_error_screen import RegistryErrorScreen
+from ftui.screens.run_screen import RunScreen
+from ftui.store import Store
+from ftui.widgets.run_table import RunTable
+from tests.ftui.app_fixtures import STATE_OF_RUN, build_states, make_study
+
+SIZE = (120, 30)
+
+
+async def settle(pilot: Pilot[int]) -> None:
+    """Let the workers finish and the messages they posted be handled (never sleep)."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def table(app: FtuiApp) -> RunTable:
+    return app.screen.query_one(RunTable)
+
+
+def state_cell(app: FtuiApp, key: str) -> str:
+    return str(table(app).get_cell(key, "state"))
+
+
+async def move_to(pilot: Pilot[int], key: str) -> None:
+    t = table(pilot.app)  # type: ignore[arg-type]
+    t.move_cursor(row=t.keys.index(key))
+    await pilot.pause()
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    registry = make_study(tmp_path)
+    build_states(registry)
+    return registry
+
+
+def jobs(study: Path) -> dict[tuple[str, str], str]:
+    store = Store(study.parent / "runs")
+    found = {(j.run_key, j.action): j.state for j in store.jobs()}
+    store.close()
+    return found
+
+
+async def test_home_shows_every_state(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert table(app).keys == list(STATE_OF_RUN)
+        for key, state in STATE_OF_RUN.items():
+            assert state in state_cell(app, key), (key, state_cell(app, key))
+        # The running run shows its progress from events.jsonl: 4 of 8 steps, the last loss, a bar.
+        assert str(table(app).get_cell("single-1", "steps")) == "4/8"
+        assert str(table(app).get_cell("single-1", "loss")) == "2.800"
+        assert "50%" in str(table(app).get_cell("single-1", "progress"))
+        # The evaluated run shows a result summary; tasks are short codes.
+        assert str(table(app).get_cell("base", "result")).startswith("D 400")
+        assert str(table(app).get_cell("pair-1", "tasks")) == "D+A"
+
+
+async def test_home_refresh_picks_up_new_progress(study: Path) -> None:
+    from tests.ftui.app_fixtures import write_events
+
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        write_events(
+            study.parent / "runs" / "single-1",
+            [{"t": 1.0, "event": "step", "step": 6, "total_steps": 8, "loss": 1.25, "eta_s": 2.0}],
+        )
+        screen = app.screen
+        assert isinstance(screen, HomeScreen)
+        screen.refresh_runs()
+        await settle(pilot)
+        assert str(table(app).get_cell("single-1", "steps")) == "6/8"
+        assert str(table(app).get_cell("single-1", "loss")) == "1.250"
+
+
+async def test_filter_narrows_rows(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"pair")
+        assert table(app).keys == ["pair-1", "pair-2", "pair-3"]
+        await pilot.press(*" blocked")
+        assert table(app).keys == ["pair-2"]
+        await pilot.press("enter", "escape")
+        assert table(app).keys == list(STATE_OF_RUN)
+        await pilot.press("slash", *"single-?")
+        assert table(app).keys == ["single-1", "single-2", "single-3"]
+
+
+async def test_cancel_of_a_running_job_asks_first(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-1")
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        store = Store(study.parent / "runs")
+        assert not [j for j in store.jobs(["single-1"]) if j.cancel_requested]
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
+        await settle(pilot)
+        assert [j for j in store.jobs(["single-1"]) if j.cancel_requested]
+        store.close()
+
+
+async def test_cancel_of_queued_jobs_needs_no_question(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    messages: list[object] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-2")
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert jobs(study)[("single-2", "train")] == "cancelled"
+        # Its dependant is blocked, and the table says so after the refresh the action triggers.
+        assert jobs(study)[("pair-1", "train")] == "blocked"
+        assert "blocked" in state_cell(app, "pair-1")
+        assert any(type(m).__name__ == "JobsQueued" for m in messages)
+
+
+async def test_retry_requeues_a_failed_run(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-3")
+        await pilot.press("r")
+        await settle(pilot)
+        assert jobs(study)[("single-3", "train")] == "queued"
+        assert "queued" in state_cell(app, "single-3")
+
+
+async def test_launch_queues_the_run_its_parent_and_evaluation(tmp_path: Path) -> None:
+    registry = make_study(tmp_path)
+    app = make_app(registry, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # Select two runs with space; launch applies to the selection.
+        await move_to(pilot, "single-1")
+        await pilot.press("space")
+        await move_to(pilot, "pair-2")
+        await pilot.press("space", "l")
+        await settle(pilot)
+    found = jobs(registry)
+    assert found == {
+        ("base", "train"): "queued",
+        ("single-1", "train"): "waiting",
+        ("single-1", "eval"): "waiting",
+        ("pair-2", "train"): "waiting",
+        ("pair-2", "eval"): "waiting",
+    }
+    for key in ("base", "single-1", "pair-2"):
+        assert (tmp_path / "runs" / key / "config.toml").is_file()
+    # Launching again queues nothing twice.
+    app = make_app(registry, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-1")
+        await pilot.press("l")
+        await settle(pilot)
+    assert jobs(registry) == found
+
+
+async def test_evaluate_queues_only_evaluation(tmp_path: Path) -> None:
+    registry = make_study(tmp_path)
+    app = make_app(registry, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-2")
+        await pilot.press("e")
+        await settle(pilot)
+    assert jobs(registry) == {("single-2", "eval"): "queued"}
+
+
+async def test_read_only_refuses_actions(study: Path) -> None:
+    before = jobs(study)
+    app = make_app(study, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-3")
+        await pilot.press("r", "l", "c")
+        await settle(pilot)
+        assert isinstance(app.screen, HomeScreen)
+        assert any("Read-only" in n.message for n in app._notifications)
+    assert jobs(study) == before
+
+
+async def test_invalid_registry_shows_the_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "experiments.toml"
+    bad.write_text((make_study(tmp_path / "src")).read_text().replace('name = "base"', 'name = "bad/name"'))
+    app = make_app(bad)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RegistryErrorScreen)
+        assert app.registry_problems and "bad/name" in app.registry_problems
+        text = str(app.screen.query_one("#registry-error-text").render())
+        assert "bad/name" in text
+        await pilot.press("q")
+    assert app.return_code in (0, None)
+
+
+async def test_missing_registry_shows_the_problem(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "nope.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RegistryErrorScreen)
+        assert "nope.toml" in (app.registry_problems or "")
+
+
+async def test_help_and_command_palette_list_the_actions(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-text").render())
+        for word in ("launch", "cancel", "retry", "filter", "heatmaps"):
+            assert word in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+        names = [name for name, _, _ in app.screen.palette_commands()]
+        assert {"Launch selected runs", "Cancel selected runs", "Open heatmaps"} <= set(names)
+        await pilot.press("ctrl+p", *"retry sel", "enter")
+        await settle(pilot)
+        assert jobs(study)[("base", "train")] == "done"  # retry on a done run changes nothing ...
+        assert any("Nothing to retry" in n.message for n in app._notifications)  # ... and says so
+
+
+async def test_run_screen_follows_appended_lines(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "single-1")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        log = screen.log_view
+        assert list(log.log_widget.lines) == [f"single-1 line {i}" for i in range(10)]
+        with open(study.parent / "runs" / "single-1" / "train.log", "a") as handle:
+            handle.write("".join(f"new line {i}\n" for i in range(200)) + "partial, no newline yet")
+        screen.tick()
+        await settle(pilot)
+        assert log.log_widget.lines[-1] == "new line 199"
+        assert log.following and log.waiting == 0
+        # Scroll up: following stops, and lines that arrive meanwhile are counted.
+        log.log_widget.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        with open(study.parent / "runs" / "single-1" / "train.log", "a") as handle:
+            handle.write(" done\n" + "".join(f"later {i}\n" for i in range(5)))
+        screen.tick()
+        await settle(pilot)
+        assert log.log_widget.lines[-1] == "later 4"
+        assert log.waiting == 6
+        assert not log.following
+        await pilot.press("end")
+        await pilot.pause()
+        assert log.waiting == 0 and log.following
+        # Search scrolls to the match.
+        await pilot.press("slash", *"new line 5", "enter")
+        await pilot.pause()
+        assert log._match_at is not None and "new line 5" in log.log_widget.lines[log._match_at]
+        # The sparkline took the step events.
+        assert screen.query_one("LossSparkline").losses == [3.7, 3.4, 3.1, 2.8]  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+
+async def test_run_screen_shows_config_checkpoints_and_results(study: Path) -> None:
+    app = make_app(study, start_worker=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "base")
+        await pilot.press("enter")
+        await settle(pilot)
+        from textual.widgets import DataTable
+
+        screen = app.screen
+        checkpoints = screen.query_one("#run-checkpoints", DataTable)
+        assert [checkpoints.get_row_at(i)[0] for i in range(checkpoints.row_count)] == [
+            "final.pt",
+            "step-00000004.pt",
+        ]
+        results = screen.query_one("#run-results", DataTable)
+        assert results.row_count == 6
+        assert results.get_row_at(0)[:3] == ["atlantis/distance", "abs_error", "400"]
+        await pilot.press("4")
+        await pilot.pause()
