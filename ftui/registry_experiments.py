@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ftui.registry_schema import (
@@ -102,17 +103,29 @@ def parse_task_sets(
     return out
 
 
+@dataclass
+class Declared:
+    """The experiments that parsed cleanly, plus what error messages need about every declaration."""
+
+    experiments: list[Experiment] = field(default_factory=list)
+    families: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # name -> (where, table, index) of its declaration; a family member points at its family
+    origins: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    # names declared with a problem (bad tasks, duplicates): references to them are not reported again
+    tainted: set[str] = field(default_factory=set)
+
+
 def parse_experiments(
     ctx: Collector,
     data: Mapping[str, Any],
     study: Study,
     lookup: dict[str, str] | None,
     task_sets: dict[str, list[tuple[str, ...] | None]],
-) -> tuple[list[Experiment], dict[str, tuple[str, ...]]]:
-    experiments: list[Experiment] = []
+) -> Declared:
+    out = Declared()
     seen: dict[str, str] = {}  # name -> where it was declared
 
-    def add(exp: Experiment, where: str, table: str, index: int) -> None:
+    def add(exp: Experiment, where: str, table: str, index: int, origin_where: str) -> None:
         if exp.name in seen:
             ctx.add(
                 where,
@@ -122,15 +135,19 @@ def parse_experiments(
                 index=index,
                 key="name",
             )
+            out.tainted.add(exp.name)
             return
         seen[exp.name] = where
-        experiments.append(exp)
+        out.origins[exp.name] = (origin_where, table, index)
+        out.experiments.append(exp)
 
     for i, raw in enumerate(tables_of(ctx, data, "experiment")):
         name = raw.get("name")
         where = f"experiment {name!r}" if isinstance(name, str) else f"experiment #{i + 1}"
         common = _common_fields(ctx, raw, EXPERIMENT_KEYS, where, "experiment", i, study)
         if common is None:
+            if isinstance(name, str):
+                out.tainted.add(name)
             continue
         name, kind, parent, warmup, seeds, overrides = common
         tasks: tuple[str, ...] | None
@@ -149,10 +166,12 @@ def parse_experiments(
                 index=i,
             )
             tasks = None
-        if tasks is not None:
-            add(Experiment(name, None, kind, tasks, parent, warmup, seeds, overrides), where, "experiment", i)
+        if tasks is None:
+            out.tainted.add(name)
+        else:
+            exp = Experiment(name, None, kind, tasks, parent, warmup, seeds, overrides)
+            add(exp, where, "experiment", i, where)
 
-    families: dict[str, tuple[str, ...]] = {}
     for i, raw in enumerate(tables_of(ctx, data, "family")):
         name = raw.get("name")
         where = f"family {name!r}" if isinstance(name, str) else f"family #{i + 1}"
@@ -160,7 +179,7 @@ def parse_experiments(
         if common is None:
             continue
         name, kind, parent, warmup, seeds, overrides = common
-        if name in families:
+        if name in out.families:
             ctx.add(where, "name", f"duplicate family name {name!r}", table="family", index=i, key="name")
             continue
         sets = _family_sets(ctx, raw.get("sets"), lookup, task_sets, where, i)
@@ -168,11 +187,13 @@ def parse_experiments(
         for j, tasks in enumerate(sets, start=1):
             member = f"{name}-{j}"
             members.append(member)
-            if tasks is not None:
+            if tasks is None:
+                out.tainted.add(member)
+            else:
                 exp = Experiment(member, name, kind, tasks, parent, warmup, seeds, overrides)
-                add(exp, f"{where} ({member})", "family", i)
-        families[name] = tuple(members)
-    return experiments, families
+                add(exp, f"{where} ({member})", "family", i, where)
+        out.families[name] = tuple(members)
+    return out
 
 
 def _common_fields(
@@ -266,22 +287,16 @@ def _family_sets(
     return []
 
 
-def _locate_experiment(exp: Experiment, experiments: Sequence[Experiment]) -> tuple[str, str, int]:
-    """(where, table, index) of the declaration of `exp` for error messages."""
-    if exp.family is None:
-        index = [e.name for e in experiments if e.family is None].index(exp.name)
-        return f"experiment {exp.name!r}", "experiment", index
-    families = list(dict.fromkeys(e.family for e in experiments if e.family is not None))
-    return f"family {exp.family!r} ({exp.name})", "family", families.index(exp.family)
-
-
-def check_parents(ctx: Collector, experiments: Sequence[Experiment]) -> None:
+def check_parents(ctx: Collector, declared: Declared) -> None:
+    experiments = declared.experiments
     by_name = {e.name: e for e in experiments}
     for exp in experiments:
         if exp.parent is None:
             continue
-        where, table, index = _locate_experiment(exp, experiments)
+        where, table, index = declared.origins[exp.name]
         parent = by_name.get(exp.parent)
+        if parent is None and exp.parent in declared.tainted:
+            continue  # the parent's own declaration is already reported
         if parent is None:
             ctx.add(
                 where,
@@ -314,7 +329,7 @@ def check_parents(ctx: Collector, experiments: Sequence[Experiment]) -> None:
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     first = by_name[cycle[0]]
-                    where, table, index = _locate_experiment(first, experiments)
+                    where, table, index = declared.origins[first.name]
                     text = " -> ".join([*cycle, cycle[0]])
                     ctx.add(
                         where, "parent", f"dependency cycle: {text}", table=table, index=index, key="parent"
@@ -324,13 +339,9 @@ def check_parents(ctx: Collector, experiments: Sequence[Experiment]) -> None:
             current = by_name[current.parent]
 
 
-def parse_heatmaps(
-    ctx: Collector,
-    data: Mapping[str, Any],
-    experiments: Sequence[Experiment],
-    families: Mapping[str, tuple[str, ...]],
-) -> list[HeatmapDef]:
-    by_name = {e.name: e for e in experiments}
+def parse_heatmaps(ctx: Collector, data: Mapping[str, Any], declared: Declared) -> list[HeatmapDef]:
+    by_name = {e.name: e for e in declared.experiments}
+    families = declared.families
     heatmaps: list[HeatmapDef] = []
     names: set[str] = set()
     for i, raw in enumerate(tables_of(ctx, data, "heatmap")):
@@ -360,13 +371,16 @@ def parse_heatmaps(
                 "predict_from", f"unknown family {predict_from!r}" + did_you_mean(str(predict_from), families)
             )
             ok = False
-        if not isinstance(baseline, str) or baseline not in by_name:
+        if isinstance(baseline, str) and baseline in declared.tainted:
+            ok = False  # its declaration is already reported
+        elif not isinstance(baseline, str) or baseline not in by_name:
             bad("baseline", f"unknown experiment {baseline!r}" + did_you_mean(str(baseline), by_name))
             ok = False
         if not ok:
             continue
         assert isinstance(family, str) and isinstance(baseline, str)
-        if predict_from is not None:
+        involved = (*families[family], *(families[predict_from] if predict_from else ()))
+        if predict_from is not None and not declared.tainted.intersection(involved):
             singles = {
                 by_name[m].tasks[0]
                 for m in families[predict_from]

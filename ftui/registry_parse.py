@@ -75,9 +75,10 @@ def parse_registry(file: str, text: str) -> Parsed:
     runner = _parse_runner(ctx, table_of(ctx, data, "runner"))
     profiles = parse_profiles(ctx, table_of(ctx, data, "profile", required=True))
     task_sets = parse_task_sets(ctx, table_of(ctx, data, "task_sets"), lookup)
-    experiments, families = parse_experiments(ctx, data, study, lookup, task_sets)
-    check_parents(ctx, experiments)
-    heatmaps = parse_heatmaps(ctx, data, experiments, families)
+    declared = parse_experiments(ctx, data, study, lookup, task_sets)
+    experiments, families = declared.experiments, declared.families
+    check_parents(ctx, declared)
+    heatmaps = parse_heatmaps(ctx, data, declared)
     if study.default_profile and profiles and study.default_profile not in profiles:
         ctx.add(
             "study",

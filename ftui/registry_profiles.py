@@ -23,7 +23,9 @@ from ftui.registry_types import Experiment, Profile, frozen_map
 
 def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
     own: dict[str, dict[str, Any]] = {}
+    flawed: set[str] = set()  # profiles with a bad key or value: "missing ..." would only repeat it
     for name, body in raw.items():
+        before = len(ctx.problems)
         where = f"profile {name!r}"
         table = f"profile.{name}"
         if not is_safe_name(name):
@@ -41,6 +43,8 @@ def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
                 values = {}
             sections[section] = _checked_section(ctx, values, specs, where, section, f"{table}.{section}")
         own[name] = sections
+        if len(ctx.problems) > before:
+            flawed.add(name)
 
     profiles: dict[str, Profile] = {}
 
@@ -96,7 +100,13 @@ def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
     for name in own:
         build(name, ())
     for profile in profiles.values():
-        _check_complete(ctx, profile)
+        lineage = {profile.name}
+        parent = profile.inherit
+        while parent is not None and parent not in lineage:
+            lineage.add(parent)
+            parent = own[parent]["inherit"] if parent in own else None
+        if not lineage & flawed:
+            _check_complete(ctx, profile)
     return profiles
 
 

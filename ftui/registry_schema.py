@@ -167,14 +167,16 @@ class Spec:
 
     def check(self, value: Any) -> str | None:
         """None if `value` is allowed, else a message saying what is allowed."""
-        if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                return f"must be an integer{self._range()}, got {_show(value)}"
-            return self._check_min(value)
-        if self.kind == "float":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return f"must be a number{self._range()}, got {_show(value)}"
-            return self._check_min(value)
+        if self.kind in ("int", "float"):
+            noun = "an integer" if self.kind == "int" else "a number"
+            kinds = int if self.kind == "int" else int | float
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                return f"must be {noun}{self._range()}, got {_show(value)}"
+            if self.minimum is not None:
+                low = value <= self.minimum if self.exclusive_minimum else value < self.minimum
+                if low:
+                    return f"must be {noun}{self._range()}, got {value!r}"
+            return None
         if self.kind == "bool":
             return None if isinstance(value, bool) else f"must be true or false, got {_show(value)}"
         if self.kind == "str":
@@ -222,12 +224,6 @@ class Spec:
 
     def _allowed(self) -> str:
         return f" (allowed: {', '.join(self.choices)})" if self.choices else ""
-
-    def _check_min(self, value: float) -> str | None:
-        if self.minimum is None:
-            return None
-        bad = value <= self.minimum if self.exclusive_minimum else value < self.minimum
-        return f"must be{self._range()}, got {value!r}" if bad else None
 
 
 def _show(value: Any) -> str:
@@ -343,7 +339,9 @@ class Collector:
         needle: str | None = None,
     ) -> None:
         line = self.source.find(table, index, key, needle)
-        self.problems.append(Problem(self.file, line, where, fld, message))
+        problem = Problem(self.file, line, where, fld, message)
+        if problem not in self.problems:  # e.g. a family's parent, found once per member
+            self.problems.append(problem)
 
     def unknown_keys(
         self,
