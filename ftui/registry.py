@@ -23,7 +23,7 @@ import tomli_w
 
 from ftui.atomic import atomic_write_text
 from ftui.registry_parse import parse_registry
-from ftui.registry_schema import MODEL_KEYS, TRAIN_KEYS, Problem, RegistryError, Spec
+from ftui.registry_schema import MODEL_KEYS, TRAIN_KEYS, Problem, RegistryError, Spec, did_you_mean
 from ftui.registry_types import (
     Experiment,
     HeatmapDef,
@@ -198,9 +198,7 @@ class Registry:
 
     def _error(self, message: str, word: str | None = None, names: Sequence[str] = ()) -> RegistryError:
         if word is not None and names:
-            close = difflib.get_close_matches(word, list(names), n=3, cutoff=0.6)
-            if close:
-                message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+            message += did_you_mean(word, names)
         return RegistryError([Problem(str(self.path), None, None, None, message)])
 
     def _no_match(self, pattern: str, names: Sequence[str]) -> str:
