@@ -9,7 +9,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ftui.app_data import STATE_STYLES, STATE_SYMBOLS, RunRow, format_bar, format_eta
+from ftui.app_data import STATE_STYLES, STATE_SYMBOLS, RunRow, format_bar
+from ftui.runrows import format_eta
 
 # (column key, label); the order is the order on screen. At 80 columns the table scrolls sideways past
 # "loss", so the columns that matter most come first.

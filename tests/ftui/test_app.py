@@ -184,14 +184,24 @@ async def test_launch_queues_the_run_its_parent_and_evaluation(tmp_path: Path) -
 
 
 async def test_evaluate_queues_only_evaluation(tmp_path: Path) -> None:
+    from tests.ftui.app_fixtures import write_final
+
     registry = make_study(tmp_path)
+    write_final(tmp_path / "runs" / "single-2")
     app = make_app(registry, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        assert "trained" in state_cell(app, "single-2")
         await move_to(pilot, "single-2")
         await pilot.press("e")
         await settle(pilot)
-    assert jobs(registry) == {("single-2", "eval"): "queued"}
+        assert jobs(registry) == {("single-2", "eval"): "queued"}
+        # An untrained run is not evaluated; the toast says why (same words as `ftui eval`).
+        await move_to(pilot, "single-3")
+        await pilot.press("e")
+        await settle(pilot)
+        assert jobs(registry) == {("single-2", "eval"): "queued"}
+        assert any("single-3 has no checkpoints/final.pt" in n.message for n in app._notifications)
 
 
 async def test_read_only_refuses_actions(study: Path) -> None:
