@@ -92,20 +92,27 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     matrix = view.matrix
     panels = view.panels()
     n_rows, n_cols = len(matrix.rows), len(matrix.columns)
-    cell = 0.62
-    width = len(panels) * (n_cols * cell + 2.2) + 0.8
-    height = n_rows * cell * 0.75 + 1.9
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
+    # Fixed geometry in inches instead of tight_layout: a layout pass costs as much as drawing the figure.
+    cell_w, cell_h = 0.62, 0.42
+    left, gap, bar, bar_labels, top, bottom = 1.7, 0.35, 0.14, 0.45, 0.9, 0.2
+    panel_w, grid_h = n_cols * cell_w, n_rows * cell_h
+    width = left + len(panels) * (panel_w + 0.08 + bar + bar_labels) + (len(panels) - 1) * gap + 0.1
+    height = top + grid_h + bottom
+    fig = plt.figure(figsize=(width, height))
+    axes: list[Any] = []
+    bars: list[Any] = []
+    for index in range(len(panels)):
+        x = left + index * (panel_w + 0.08 + bar + bar_labels + gap)
+        axes.append(fig.add_axes((x / width, bottom / height, panel_w / width, grid_h / height)))
+        bar_x = x + panel_w + 0.08
+        bars.append(fig.add_axes((bar_x / width, bottom / height, bar / width, grid_h / height)))
     trained = matrix.trained
     row_labels = [f"{name} ({tasks})" for name, tasks in zip(view.row_labels, view.row_tasks(), strict=True)]
     row_labels = [f"{label} {done}/{n}" if n > 1 else label for label, done, n in
                   zip(row_labels, matrix.seeds_done, matrix.seeds_expected, strict=True)]  # fmt: skip
-    for ax, panel in zip(axes[0], panels, strict=True):
-        if panel.scale == "error":
-            cmap, (vmin, vmax) = colormaps["coolwarm"].copy(), ERROR_RANGE
-        else:
-            cmap, (vmin, vmax) = colormaps["Greens"].copy(), GREEN_RANGE
-        cmap.set_bad(_hex(MISSING))
+    for ax, bar_ax, panel in zip(axes, bars, panels, strict=True):
+        name, (vmin, vmax) = ("coolwarm", ERROR_RANGE) if panel.scale == "error" else ("Greens", GREEN_RANGE)
+        cmap = colormaps[name].with_extremes(bad=_hex(MISSING))
         shade = np.ma.masked_invalid(panel.shade)
         image = ax.imshow(shade, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
         raw_values = view.raw and panel.name == "actual"
@@ -132,17 +139,16 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
                     )
         ax.set_xticks(range(n_cols), view.column_labels)
         ax.xaxis.tick_top()
-        ax.set_yticks(range(n_rows), row_labels if ax is axes[0][0] else [""] * n_rows)
+        ax.set_yticks(range(n_rows), row_labels if ax is axes[0] else [""] * n_rows)
         ax.tick_params(length=0, labelsize=8)
         ax.set_title(panel.title, fontsize=9, pad=18)
         for spine in ax.spines.values():
             spine.set_visible(False)
-        colourbar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+        colourbar = fig.colorbar(image, cax=bar_ax)
         colourbar.ax.tick_params(labelsize=7)
         if view.raw and panel.name == "actual":
             colourbar.set_ticks([0, 1], labels=["worst", "best"])
-    fig.suptitle(f"{view.title()} · {view.missing_line()}", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{view.title()} · {view.missing_line()}", fontsize=10, y=1 - 0.12 / height, va="top")
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"Creator": "ftui"} if kind != "png" else {"Software": "ftui"}
     fig.savefig(buffer, format=kind, dpi=150, metadata=metadata)
