@@ -38,7 +38,7 @@ def make_matrix(
         per_seed=per_seed,
         done=np.ones(per_seed.shape[:2], dtype=bool),
         expected=np.ones(per_seed.shape[:2], dtype=bool),
-        metrics=("abs_error",) * len(columns),
+        metrics=tuple("abs_error" for _ in columns),
     )
 
 
