@@ -108,6 +108,11 @@ def ensure_worker(
     runs_dir.mkdir(parents=True, exist_ok=True)
     if worker_pid(runs_dir) is not None:
         return None
+    # Environment overrides, for tests and for impatient users (documented in docs/runner.md).
+    if idle_exit_s is None and os.environ.get("FTUI_WORKER_IDLE_EXIT"):
+        idle_exit_s = float(os.environ["FTUI_WORKER_IDLE_EXIT"])
+    if poll_s is None and os.environ.get("FTUI_WORKER_POLL"):
+        poll_s = float(os.environ["FTUI_WORKER_POLL"])
     cmd = [sys.executable, "-m", "ftui.runner", str(runs_dir)]
     if idle_exit_s is not None:
         cmd += ["--idle-exit", str(idle_exit_s)]
@@ -152,9 +157,10 @@ class Worker:
         poll_s: float = 0.2,
         gpus: Sequence[int] | None = None,
         log: TextIO | None = None,
+        busy_timeout_s: float = 10.0,
     ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
-        self.store = Store(self.runs_dir)
+        self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s)
         self.idle_exit_s = idle_exit_s
         self.poll_s = poll_s
         self._gpus = list(gpus) if gpus is not None else None  # None: detect with nvidia-smi once
@@ -173,7 +179,10 @@ class Worker:
         self._install_signals()
         self.log(f"worker {os.getpid()} started for {self.runs_dir}")
         try:
-            self._guard(self.reconcile)
+            while not self._guard(self.reconcile, default=False):  # e.g. the database is locked: retry
+                if self._stop:
+                    return 0
+                self._wake.wait(self.poll_s)
             idle_since: float | None = None
             while not self._stop:
                 self._guard(self.step)
@@ -253,7 +262,7 @@ class Worker:
         return build_slots(gpus, int(settings["jobs_per_gpu"]), int(settings["cpu_jobs"]), self._gpus)
 
     # ---- reconciling after a restart ----------------------------------------------------------------------
-    def reconcile(self) -> None:
+    def reconcile(self) -> bool:
         """Make the jobs marked running match reality: adopt live processes, settle vanished ones."""
         settings = self.settings()
         for job in self.store.jobs(states=[RUNNING]):
@@ -282,6 +291,7 @@ class Worker:
             else:
                 self.store.finish(job.id, FAILED, "lost: its process ended while no worker watched it")
                 self.log(f"lost {job.run_key} {job.action}")
+        return True
 
     def _tag(self, job: Job) -> str:
         return f"{self.store.db_path}#{job.id}#{job.attempts}"

@@ -302,6 +302,7 @@ class Store:
         twice; done work is skipped unless `force` (which retrains with `--restart`)."""
         result = EnqueueResult([], [], [], [])
         with self._tx() as c:
+            before = {r["id"]: r["state"] for r in c.execute("SELECT id, state FROM jobs")}
             for spec in specs:
                 if spec.action not in ACTIONS:
                     raise ValueError(f"unknown action {spec.action!r} (allowed: {', '.join(ACTIONS)})")
@@ -317,6 +318,8 @@ class Store:
                         result.refused.append(
                             (spec, f"{spec.run_key} {spec.action} is running: cancel it first")
                         )
+                    elif before.get(row["id"]) == BLOCKED:  # unblocked by re-queueing its dependency above
+                        result.queued.append(_job(c, row["id"]))
                     else:
                         result.kept.append(_job(c, row["id"]))
                     continue
@@ -342,7 +345,7 @@ class Store:
                             spec.rel_dir,
                             spec.action,
                             WAITING,
-                            _next_seq(c),
+                            0,
                             restart,
                             now,
                             now,
@@ -563,7 +566,13 @@ def _settle(c: sqlite3.Connection, job_id: int) -> None:
     if broken:
         _set_state(c, job_id, BLOCKED, f"blocked by {_describe(c, broken[0])}")
     elif all(s == DONE for s in states.values()):
-        _set_state(c, job_id, QUEUED, "dependencies done" if deps else "queued")
+        # without dependencies keep the reason it was (re)queued with ("launched", "retried (was failed)")
+        reason = (
+            "dependencies done"
+            if deps
+            else str(c.execute("SELECT reason FROM jobs WHERE id = ?", [job_id]).fetchone()["reason"])
+        )
+        _set_state(c, job_id, QUEUED, reason)
     else:
         pending = [d for d, s in states.items() if s != DONE]
         reason = f"waiting for {_describe(c, pending[0])}"
