@@ -83,6 +83,8 @@ def engine_cmd(*args: str) -> list[str]:
 def engine_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # Tiny models run best on one thread, and CI's two cores are shared with the test process itself.
+    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
