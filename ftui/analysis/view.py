@@ -97,6 +97,7 @@ class HeatmapView:
         """The view as plain JSON-ready data (NaN becomes None)."""
         matrix = self.matrix
         data: dict[str, Any] = {
+            "title": self.title(),
             "family": matrix.family,
             "normalisation": matrix.scheme,
             "sets": matrix.sets,
