@@ -30,6 +30,7 @@ from ftui.screens.export_modal import ExportModal
 from ftui.widgets.heatmap_grid import HeatmapGrid, colour_enabled, panel_width
 
 SCHEMES = ("perfect", "improvement")
+PANEL_NAMES = ("actual", "predicted", "error")
 SETS = ("atlantis", "standard")
 
 
@@ -97,9 +98,9 @@ def _fmt(value: float) -> str:
 
 class HeatmapScreen(Screen[None]):
     DEFAULT_CSS = """
-    HeatmapScreen #heatmap-status { height: auto; padding: 0 1; background: $boost; }
+    HeatmapScreen #heatmap-status { width: 1fr; height: auto; padding: 0 1; background: $boost; }
     HeatmapScreen #heatmap-body { height: 1fr; }
-    HeatmapScreen #heatmap-panels { height: auto; width: auto; }
+    HeatmapScreen #heatmap-panels { height: auto; width: 1fr; }
     HeatmapScreen #heatmap-stack { height: auto; }
     HeatmapScreen #heatmap-scores { height: auto; max-height: 12; margin: 0 1; }
     HeatmapScreen #heatmap-note { color: $warning; padding: 0 1; height: auto; }
@@ -135,7 +136,9 @@ class HeatmapScreen(Screen[None]):
         yield Label("computing…", id="heatmap-status", markup=False)
         with VerticalScroll(id="heatmap-body"):
             yield Label("", id="heatmap-note", markup=False)
-            yield Horizontal(id="heatmap-panels")
+            with Horizontal(id="heatmap-panels"):
+                for name in PANEL_NAMES:
+                    yield HeatmapGrid(id=f"panel-{name}")
             yield DataTable(id="heatmap-scores", cursor_type="row", show_cursor=False)
         yield Footer()
 
@@ -179,14 +182,18 @@ class HeatmapScreen(Screen[None]):
             note = self.query_one("#heatmap-note", Label)
             note.update(computed.note)
             note.display = bool(computed.note)
-            panels_box = self.query_one("#heatmap-panels", Horizontal)
-            panels_box.remove_children()
-            panels = view.panels()
+            panels = {p.name: p for p in view.panels()}
             colour = colour_enabled()
-            needed = sum(panel_width(view, p, colour=colour) + 1 for p in panels)
+            needed = sum(panel_width(view, p, colour=colour) + 1 for p in panels.values())
             side_by_side = needed <= self.size.width - 2
-            panels_box.styles.layout = "horizontal" if side_by_side else "vertical"
-            panels_box.mount_all(HeatmapGrid(view, p, id=f"panel-{p.name}") for p in panels)
+            self.query_one("#heatmap-panels", Horizontal).styles.layout = (
+                "horizontal" if side_by_side else "vertical"
+            )
+            for name in PANEL_NAMES:
+                grid = self.query_one(f"#panel-{name}", HeatmapGrid)
+                grid.display = name in panels
+                if name in panels:
+                    grid.show(view, panels[name])
             self._show_scores(computed.scores)
 
     def _show_scores(self, scores: list[ModelScore]) -> None:
@@ -195,11 +202,10 @@ class HeatmapScreen(Screen[None]):
         table.display = bool(scores)
         if not scores:
             return
-        table.add_columns("model", "MAE", "RMSE", "R²", "MAE trained", "MAE transfer", "cells")
-        for s in scores:
-            marker = "▶ " if s.model == self.choice.model else "  "
-            table.add_row(
-                marker + s.model,
+        labels = ("model", "MAE", "RMSE", "R²", "MAE trained", "MAE transfer", "cells")
+        rows = [
+            (
+                ("▶ " if s.model == self.choice.model else "  ") + s.model,
                 _fmt(s.all.mae),
                 _fmt(s.all.rmse),
                 _fmt(s.all.r2),
@@ -207,6 +213,12 @@ class HeatmapScreen(Screen[None]):
                 _fmt(s.transfer.mae),
                 str(s.all.n),
             )
+            for s in scores
+        ]
+        # Explicit widths: auto widths of a table that was hidden when its columns were added stay too narrow.
+        for index, label in enumerate(labels):
+            table.add_column(label, width=max(len(label), *(len(row[index]) for row in rows)))
+        table.add_rows(rows)
 
     # -- choices --------------------------------------------------------------------------------------
     def _choose(self, **changes: Any) -> None:

@@ -34,7 +34,7 @@ def row_matches(row: RunRow, text: str) -> bool:
 
 class HomeScreen(Screen[None]):
     DEFAULT_CSS = """
-    HomeScreen #home-status { height: 1; padding: 0 1; background: $boost; }
+    HomeScreen #home-status { width: 1fr; height: 1; padding: 0 1; background: $boost; }
     HomeScreen #home-filter { display: none; height: 3; }
     HomeScreen #home-filter.-visible { display: block; }
     """

@@ -66,7 +66,7 @@ def list_checkpoints(folder: Path) -> list[tuple[str, int, float]]:
 
 class RunScreen(Screen[None]):
     DEFAULT_CSS = """
-    RunScreen #run-header { height: 1; padding: 0 1; background: $boost; text-style: bold; }
+    RunScreen #run-header { width: 1fr; height: 1; padding: 0 1; background: $boost; text-style: bold; }
     RunScreen #run-search { display: none; }
     RunScreen #run-search.-visible { display: block; }
     RunScreen TabPane { padding: 0; }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.table import Table
 from textual.widgets import Static
 
 from ftui.analysis.render import render_panel
@@ -25,11 +26,22 @@ def panel_width(view: HeatmapView, panel: Panel, *, colour: bool = True) -> int:
 
 
 class HeatmapGrid(Static):
+    """Shows one panel; the screen keeps one grid per panel name and updates it in place."""
+
     DEFAULT_CSS = """
     HeatmapGrid { width: auto; height: auto; padding: 0 1 1 0; }
     """
 
-    def __init__(self, view: HeatmapView, panel: Panel, *, id: str | None = None) -> None:
-        super().__init__(render_panel(view, panel, colour=colour_enabled()), id=id)
-        self.view = view
-        self.panel = panel
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.view: HeatmapView | None = None
+        self.panel: Panel | None = None
+        self.table: Table | None = None
+
+    def show(self, view: HeatmapView, panel: Panel) -> None:
+        self.view, self.panel = view, panel
+        colour = colour_enabled()
+        self.table = render_panel(view, panel, colour=colour)
+        # An explicit width: `width: auto` of a Static measured while empty would stay at 1 cell.
+        self.styles.width = panel_width(view, panel, colour=colour) + 1
+        self.update(self.table)

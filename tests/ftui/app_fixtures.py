@@ -52,7 +52,7 @@ def write_events(run_dir: Path, events: Iterable[dict[str, object]]) -> None:
             handle.write(json.dumps(event) + "\n")
 
 
-def train_events(steps: int, total: int, *, t0: float = 1_800_000_000.0) -> list[dict[str, object]]:
+def train_events(steps: int, total: int, *, t0: float = 1_000_000_000.0) -> list[dict[str, object]]:
     events: list[dict[str, object]] = [{"t": t0, "event": "start", "action": "train", "device": "cpu"}]
     for step in range(1, steps + 1):
         events.append(
