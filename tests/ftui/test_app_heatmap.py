@@ -92,7 +92,7 @@ async def test_prediction_panels_and_scores(study: Path) -> None:
         source = family_matrix(screen.data, "single", "base", "perfect", "atlantis")
         prediction = predict(target, source, "max")
         lines = grid_lines(screen.query_one("#panel-predicted", HeatmapGrid))
-        for r, row in enumerate(target.rows):
+        for r in range(len(target.rows)):
             cells = [format_value(float(v)) for v in prediction.predicted[r]]
             assert [c for c in lines[2 + r] if c != "T"][2:5] == cells
         assert screen.query_one("#panel-error", HeatmapGrid) is not None
