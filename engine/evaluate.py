@@ -77,6 +77,7 @@ def generate(
     batch_size: int,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
+    use_cache: bool = True,
 ) -> list[str]:
     """Greedy completions (the text after `=`, EOS stripped) of `prompts` (without the `=`)."""
     from engine.tokenizer import EOS, PAD, decode, encode_batch
@@ -92,7 +93,7 @@ def generate(
             chunk = members[start : start + batch_size]
             idx = torch.from_numpy(rows[chunk, :length].astype(np.int64)).to(device)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                out = decode_batch(model, idx, max_new_tokens, EOS, cache_dtype=amp_dtype or torch.float32)
+                out = decode_batch(model, idx, max_new_tokens, EOS, use_cache, amp_dtype or torch.float32)
             for i, tokens in zip(chunk.tolist(), out.tolist(), strict=True):
                 end = tokens.index(EOS) if EOS in tokens else len(tokens)
                 completions[i] = decode(tokens[:end])

@@ -14,7 +14,15 @@ from torch import Tensor
 
 from engine.checkpoint import load_checkpoint
 from engine.train import Batcher, StopFlag, run_training
-from tests.engine.train_helpers import engine_cmd, engine_env, events, run_engine, tiny_config, write_run
+from tests.engine.train_helpers import (
+    engine_cmd,
+    engine_env,
+    events,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    run_engine,
+    tiny_config,
+    write_run,
+)
 
 # 160 rows / batch 16 = 10 steps per epoch; 4 epochs = 40 steps.
 STEPS = 40

@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli_w
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE_DIR = REPO_ROOT / "tests" / "data" / "smoke_run"
@@ -92,3 +95,12 @@ def run_engine(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
     return subprocess.run(
         engine_cmd(*args), cwd=REPO_ROOT, env=engine_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models on one thread: on a busy 2-core machine two spinning threads per op can be 40x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
