@@ -7,6 +7,7 @@ it is trained AND evaluated, `trained` when only the final checkpoint exists, `n
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,12 +50,13 @@ def list_rows(
     """Plain dicts (JSON-ready) for `runs`, in registry order."""
     now = time.time() if now is None else now
     shorts = {t.name: t.short for t in registry.study.tasks}
+    runs_dir = str(store.runs_dir)
     jobs_by_key: dict[str, list[Job]] = {}
     for job in store.jobs(run_keys=[r.key for r in runs]) if runs else []:
         jobs_by_key.setdefault(job.run_key, []).append(job)
     rows = []
     for run in runs:
-        run_dir = store.runs_dir / run.rel_dir
+        run_dir = os.path.join(runs_dir, run.rel_dir)
         jobs = jobs_by_key.get(run.key, [])
         progress = store.run_status(run_dir)
         results = store.run_results(run_dir)

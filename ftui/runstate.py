@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 EVENTS = "events.jsonl"
 RESULTS = "eval.json"
-FINAL_CHECKPOINT = Path("checkpoints") / "final.pt"
+FINAL_CHECKPOINT = os.path.join("checkpoints", "final.pt")
+StrPath = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class RunProgress:
     action: str | None = None  # action of the newest `start` event: "train" | "eval"
     step: int | None = None
     total_steps: int | None = None
-    epoch: int | None = None
+    epoch: float | None = None
     loss: float | None = None
     lr: float | None = None
     tokens_per_s: float | None = None
@@ -55,30 +56,30 @@ class RunProgress:
 
 
 MAX_LOSSES = 200
+COLD_READ_LIMIT = 1 << 20  # a first read of a larger events.jsonl parses only its last COLD_TAIL bytes
+COLD_TAIL = 256 << 10
+_STEP = re.compile(rb'"event"\s*:\s*"step"')
 
 
 def apply_event(p: RunProgress, ev: dict[str, Any]) -> RunProgress:
-    """Fold one event into the progress (pure, so tests and the tailer share it)."""
+    """Fold one event into the progress (pure; the reader folds many at once with `_fold`)."""
+    d = dict(p.__dict__)
+    _fold(d, ev)
+    return RunProgress(**d)
+
+
+def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
+    """Fold one event into `d`, a mutable dict of RunProgress fields (no object per event: this is hot)."""
     kind = ev.get("event")
     t = _num(ev.get("t"))
-    changes: dict[str, Any] = {"last_event_t": t if t is not None else p.last_event_t}
-    if kind == "start":
-        action = ev.get("action")
-        changes.update(
-            action=action if isinstance(action, str) else None,
-            resumed_from_step=_int(ev.get("resumed_from_step")),
-            device=str(ev["device"]) if ev.get("device") is not None else None,
-            end_reason=None,
-            error=None,
-        )
-        if action == "eval":
-            changes.update(eval_set=None, eval_done=None, eval_total=None, eval_sets_done=0)
-    elif kind == "step":
+    if t is not None:
+        d["last_event_t"] = t
+    if kind == "step":
         loss = _num(ev.get("loss"))
-        changes.update(
+        d.update(
             step=_int(ev.get("step")),
             total_steps=_int(ev.get("total_steps")),
-            epoch=_int(ev.get("epoch")),
+            epoch=_num(ev.get("epoch")),
             loss=loss,
             lr=_num(ev.get("lr")),
             tokens_per_s=_num(ev.get("tokens_per_s")),
@@ -86,24 +87,34 @@ def apply_event(p: RunProgress, ev: dict[str, Any]) -> RunProgress:
             last_step_t=t,
         )
         if loss is not None:
-            changes["losses"] = (p.losses + (loss,))[-MAX_LOSSES:]
+            d["losses"] = (d["losses"] + (loss,))[-MAX_LOSSES:]
+    elif kind == "start":
+        action = ev.get("action")
+        d.update(
+            action=action if isinstance(action, str) else None,
+            resumed_from_step=_int(ev.get("resumed_from_step")),
+            device=str(ev["device"]) if ev.get("device") is not None else None,
+            end_reason=None,
+            error=None,
+        )
+        if action == "eval":
+            d.update(eval_set=None, eval_done=None, eval_total=None, eval_sets_done=0)
     elif kind == "eval":
         done, total = _int(ev.get("done")), _int(ev.get("total"))
         finished_set = done is not None and total is not None and done >= total
-        changes.update(
+        d.update(
             eval_set=ev.get("set") if isinstance(ev.get("set"), str) else None,
             eval_done=done,
             eval_total=total,
-            eval_sets_done=p.eval_sets_done + (1 if finished_set else 0),
+            eval_sets_done=d["eval_sets_done"] + (1 if finished_set else 0),
         )
     elif kind == "end":
         reason = ev.get("reason")
-        changes["end_reason"] = reason if isinstance(reason, str) else "finished"
-        if _int(ev.get("step")) is not None and p.action == "train":
-            changes["step"] = _int(ev.get("step"))
+        d["end_reason"] = reason if isinstance(reason, str) else "finished"
+        if _int(ev.get("step")) is not None and d["action"] == "train":
+            d["step"] = _int(ev.get("step"))
     elif kind == "error":
-        changes["error"] = str(ev.get("error", "error"))
-    return replace(p, **changes)
+        d["error"] = str(ev.get("error", "error"))
 
 
 def _num(v: Any) -> float | None:
@@ -124,13 +135,14 @@ class _Tail:
 class ProgressReader:
     """Incremental, thread-safe reader of the `events.jsonl` of many runs."""
 
-    def __init__(self) -> None:
-        self._tails: dict[Path, _Tail] = {}
+    def __init__(self, history: int = MAX_LOSSES) -> None:
+        self.history = max(1, history)  # step events kept for `losses` (1: only the last step matters)
+        self._tails: dict[str, _Tail] = {}
         self._lock = threading.Lock()
 
-    def progress(self, run_dir: Path) -> RunProgress | None:
+    def progress(self, run_dir: StrPath) -> RunProgress | None:
         """The progress of the run in `run_dir`, or None when it has no events yet."""
-        path = Path(run_dir) / EVENTS
+        path = os.path.join(run_dir, EVENTS)  # plain strings: pathlib costs more than the stat here
         try:
             st = os.stat(path)
         except OSError:
@@ -148,43 +160,53 @@ class ProgressReader:
             self._tails[path] = tail
             return tail.progress
 
-    @staticmethod
-    def _read_from(path: Path, tail: _Tail, key: tuple[int, int, int]) -> _Tail:
+    def _read_from(self, path: str, tail: _Tail, key: tuple[int, int, int]) -> _Tail:
+        offset = tail.offset
         try:
             with open(path, "rb") as f:
-                f.seek(tail.offset)
+                if offset == 0 and key[1] > COLD_READ_LIMIT:
+                    # First look at a long history: the latest attempt's state lies in its tail.
+                    offset = key[1] - COLD_TAIL
+                    f.seek(offset)
+                    skipped = len(f.readline())  # a partial line
+                    offset += skipped
+                else:
+                    f.seek(offset)
                 chunk = f.read()
         except OSError:
             return tail
         end = chunk.rfind(b"\n")
         if end < 0:  # nothing complete yet; re-read these bytes next time the file changes
-            return _Tail(key, tail.offset, tail.progress)
-        progress = tail.progress
-        for line in chunk[:end].split(b"\n"):
-            if not line.strip():
+            return _Tail(key, offset, tail.progress)
+        lines = chunk[:end].split(b"\n")
+        # Only the last `history` step lines can show (last step, recent losses): skip parsing older ones.
+        step_lines = [i for i, line in enumerate(lines) if _STEP.search(line, 0, 64)]
+        skip = set(step_lines[: -self.history]) if len(step_lines) > self.history else set()
+        d = dict(tail.progress.__dict__)
+        for i, line in enumerate(lines):
+            if i in skip or not line.strip():
                 continue
             try:
                 ev = json.loads(line)
             except ValueError:
-                progress = replace(progress, corrupt_lines=progress.corrupt_lines + 1)
-                continue
+                ev = None
             if isinstance(ev, dict):
-                progress = apply_event(progress, ev)
+                _fold(d, ev)
             else:
-                progress = replace(progress, corrupt_lines=progress.corrupt_lines + 1)
-        return _Tail(key, tail.offset + end + 1, progress)
+                d["corrupt_lines"] += 1
+        return _Tail(key, offset + end + 1, RunProgress(**d))
 
 
 class ResultsReader:
     """Cached reader of `eval.json` files (re-parsed only when the file changes)."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
 
-    def results(self, run_dir: Path) -> dict[str, Any] | None:
+    def results(self, run_dir: StrPath) -> dict[str, Any] | None:
         """The parsed eval.json of the run, or None when it is missing or unreadable."""
-        path = Path(run_dir) / RESULTS
+        path = os.path.join(run_dir, RESULTS)
         try:
             st = os.stat(path)
         except OSError:
@@ -195,7 +217,8 @@ class ResultsReader:
             if cached is not None and cached[0] == key:
                 return cached[1]
         try:
-            data = json.loads(path.read_text())
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
         except (OSError, ValueError):
             data = None  # written atomically, so this is a file damaged by hand: show "no results"
         if not isinstance(data, dict):
@@ -205,12 +228,12 @@ class ResultsReader:
         return data
 
 
-def is_trained(run_dir: Path) -> bool:
-    return (Path(run_dir) / FINAL_CHECKPOINT).is_file()
+def is_trained(run_dir: StrPath) -> bool:
+    return os.path.isfile(os.path.join(run_dir, FINAL_CHECKPOINT))
 
 
-def is_evaluated(run_dir: Path) -> bool:
-    return (Path(run_dir) / RESULTS).is_file()
+def is_evaluated(run_dir: StrPath) -> bool:
+    return os.path.isfile(os.path.join(run_dir, RESULTS))
 
 
 def summarize_results(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ftui.runstate import ProgressReader, ResultsReader, RunProgress, is_evaluated, is_trained
+from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
 
 DB_NAME = "ftui.db"
 SCHEMA_VERSION = 1
@@ -150,13 +150,13 @@ class EnqueueResult:
 class Store:
     """The queue database of one runs folder plus cached readers of its run folders."""
 
-    def __init__(self, runs_dir: Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, runs_dir: Path, *, busy_timeout_s: float = 10.0, loss_history: int = 200) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.db_path = self.runs_dir / DB_NAME
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._progress = ProgressReader()
+        self._progress = ProgressReader(loss_history)
         self._results = ResultsReader()
 
     # ---- connection -------------------------------------------------------------------------------------
@@ -276,13 +276,13 @@ class Store:
     def run_dir(self, rel_dir: str) -> Path:
         return self.runs_dir / rel_dir
 
-    def run_status(self, run_dir: Path) -> RunProgress | None:
+    def run_status(self, run_dir: StrPath) -> RunProgress | None:
         """Progress of a run from its events.jsonl (incremental; an unchanged file costs one stat)."""
-        return self._progress.progress(Path(run_dir))
+        return self._progress.progress(run_dir)
 
-    def run_results(self, run_dir: Path) -> dict[str, Any] | None:
+    def run_results(self, run_dir: StrPath) -> dict[str, Any] | None:
         """The run's eval.json, parsed (cached until the file changes), or None."""
-        return self._results.results(Path(run_dir))
+        return self._results.results(run_dir)
 
     def settings(self, key: str) -> Any:
         rows = self._read("SELECT value FROM settings WHERE key = ?", [key])

@@ -207,11 +207,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
-    store = Store(_runs_dir(args, registry))
+    store = Store(_runs_dir(args, registry), loss_history=1)  # one look: no loss history needed
     rows = list_rows(registry, store, runs)
     if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
+        sys.stdout.write("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")
     else:
         print_table(rows, store.runs_dir)
     return 0

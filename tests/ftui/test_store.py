@@ -64,7 +64,7 @@ def test_enqueue_orders_dependencies_and_is_idempotent(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "ftui.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 4
-    assert db.execute("SELECT COUNT(*) FROM history WHERE reason = 'launched'").fetchone()[0] == 4
+    assert db.execute("SELECT COUNT(*) FROM history WHERE from_state IS NULL").fetchone()[0] == 4
 
 
 def test_concurrent_enqueue_from_many_threads_queues_each_job_once(tmp_path: Path) -> None:

@@ -1,0 +1,263 @@
+"""Queue overhead, printed as figures and ratios in one run (CPU only; `python bench/queue_bench.py`).
+
+1. Dependency finished -> dependant's engine started (target < 1 s), through the real detached worker:
+   a. queue overhead alone: a chain of jobs run by a minimal stand-in engine (a package named `engine` put
+      first on PYTHONPATH) that records the instant it exits; latency = the next job's process start time
+      (from /proc, 10 ms resolution) minus that instant;
+   b. with the real engine (smoke pretraining -> fine-tune): the fine-tune's process start minus the parent's
+      `end` event (this also counts the engine's own interpreter shutdown), and minus the moment the worker
+      recorded the parent as done.
+Both commands of 2 run with bytecode caching on (in a temporary PYTHONPYCACHEPREFIX), as installed code does.
+2. `ftui list --json` on a runs folder with 504 runs (queue rows, events.jsonl and eval.json files), against
+   `python -c pass` started the same way (target < 300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ftui import procs  # noqa: E402
+from ftui.runner import ensure_worker, worker_pid  # noqa: E402
+from ftui.store import JobSpec, Store  # noqa: E402
+
+MINI = REPO / "tests" / "data" / "mini_study.toml"
+
+STAND_IN = '''
+"""Stand-in engine for the queue benchmark: writes the files a finished job leaves, records its exit time."""
+import os, sys, time
+from pathlib import Path
+action, run_dir = sys.argv[1], Path(sys.argv[2])
+if action == "train":
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    (run_dir / "checkpoints" / "final.pt").write_bytes(b"")
+else:
+    (run_dir / "eval.json").write_text("{}")
+(run_dir / f"exit-{action}.txt").write_text(repr(time.time()))
+sys.stdout.flush()
+os._exit(0)
+'''
+
+
+def wait(check, what: str, timeout: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_unix(pid_start: int | None) -> float:
+    value = procs.ticks_to_unix(pid_start)
+    assert value is not None
+    return value
+
+
+def chain_latency(n: int) -> list[float]:
+    """Run n jobs, each depending on the previous one, with the stand-in engine; latencies in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "fake" / "engine").mkdir(parents=True)
+        (root / "fake" / "engine" / "__init__.py").write_text("")
+        (root / "fake" / "engine" / "__main__.py").write_text(STAND_IN)
+        runs = root / "runs"
+        specs = []
+        for i in range(n):
+            key = f"job-{i:03d}"
+            (runs / key).mkdir(parents=True)
+            (runs / key / "config.toml").write_text("# stand-in\n")
+            needs = ((f"job-{i - 1:03d}", "train"),) if i else ()
+            specs.append(JobSpec(key, key, key, "train", needs))
+        store = Store(runs)
+        store.set_setting("runner", {"gpus": [], "cpu_jobs": 1})
+        store.enqueue(specs)
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = str(root / "fake") + (os.pathsep + old if old else "")
+        try:
+            ensure_worker(runs, idle_exit_s=0.5)
+        finally:
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
+        wait(lambda: all(j.state == "done" for j in store.jobs()), "the chain")
+        jobs = {j.run_key: j for j in store.jobs()}
+        latencies = []
+        for i in range(1, n):
+            exited = float((runs / f"job-{i - 1:03d}" / "exit-train.txt").read_text())
+            latencies.append(start_unix(jobs[f"job-{i:03d}"].pid_start) - exited)
+        wait(lambda: worker_pid(runs) is None, "the worker to exit")
+        return latencies
+
+
+def real_engine_latency() -> tuple[float, float]:
+    """Smoke pretraining -> fine-tune with the real engine: fine-tune process start - parent's end event."""
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = Path(tmp) / "experiments.toml"
+        registry.write_text(MINI.read_text())
+        cmd = [
+            sys.executable,
+            "-m",
+            "ftui.commands.queue_cmds",
+            "--registry",
+            str(registry),
+            "launch",
+            "single-1",
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
+        store = Store(Path(tmp) / "runs")
+        wait(
+            lambda: any(
+                j.run_key == "single-1" and j.action == "train" and j.pid_start for j in store.jobs()
+            ),
+            "the fine-tune to start",
+        )
+        ends = [
+            json.loads(x) for x in (Path(tmp) / "runs" / "base" / "events.jsonl").read_text().splitlines()
+        ]
+        end_t = next(e["t"] for e in ends if e["event"] == "end")
+        ft = next(j for j in store.jobs() if j.run_key == "single-1" and j.action == "train")
+        base = next(j for j in store.jobs() if j.run_key == "base")
+        wait(lambda: all(j.state == "done" for j in store.jobs()), "the sweep")
+        wait(lambda: worker_pid(store.runs_dir) is None, "the worker to exit", timeout=60)
+        assert base.finished is not None
+        return start_unix(ft.pid_start) - end_t, start_unix(ft.pid_start) - base.finished
+
+
+def big_study(root: Path, seeds: int) -> Path:
+    """The mini study with `seeds` seeds (7 experiments x seeds runs) and a populated runs folder."""
+    text = re.sub(
+        r"^seeds = .*$", f"seeds = {list(range(1, seeds + 1))}", MINI.read_text(), count=1, flags=re.M
+    )
+    registry = root / "experiments.toml"
+    registry.write_text(text)
+    sys_path_run = [
+        sys.executable,
+        "-c",
+        textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from ftui.registry import load_registry
+        print(json.dumps([[r.key, r.experiment.name, r.rel_dir, r.parent_key] for r in
+                          load_registry(Path({str(registry)!r})).all_runs()]))
+    """),
+    ]
+    runs = json.loads(subprocess.run(sys_path_run, check=True, capture_output=True, text=True).stdout)
+    store = Store(root / "runs")
+    specs = []
+    for i, (key, name, rel_dir, parent) in enumerate(runs):
+        folder = root / "runs" / rel_dir
+        folder.mkdir(parents=True)
+        lines = [{"t": 1.0, "event": "start", "action": "train"}]
+        lines += [
+            {
+                "t": 1.0 + s,
+                "event": "step",
+                "step": s,
+                "total_steps": 100,
+                "loss": 3.0 - s / 100,
+                "eta_s": 100 - s,
+                "tokens_per_s": 1e4,
+            }
+            for s in range(0, 100, 5)
+        ]
+        (folder / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        if i % 2:
+            sets = {
+                f"{s}/{t}": {"task": t, "set": s, "metric": "abs_error", "mean": 100.0 + i, "n": 16}
+                for s in ("standard", "atlantis")
+                for t in ("distance", "angle", "compass")
+            }
+            (folder / "eval.json").write_text(json.dumps({"format": 1, "name": name, "sets": sets}))
+        needs = ((parent, "train"),) if parent else ()
+        specs += [
+            JobSpec(key, name, rel_dir, "train", needs),
+            JobSpec(key, name, rel_dir, "eval", ((key, "train"),)),
+        ]
+    store.enqueue(specs)
+    return registry
+
+
+def median_wall(cmd: list[str], repeat: int, cwd: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cwd / "pycache")  # cached bytecode, as for installed code
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def list_command() -> list[str]:
+    """`ftui list` through the real CLI when it is the queue's list; else the queue commands' entry point."""
+    from ftui.cli import build_parser
+    from ftui.commands import queue_cmds
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    parser = sub.choices.get("list")  # type: ignore[union-attr]
+    func = parser.get_default("func") if parser is not None else None
+    if (
+        func is not None
+        and func.__name__ == queue_cmds.cmd_list.__name__
+        and func.__module__ == queue_cmds.__name__
+    ):
+        return [sys.executable, "-m", "ftui"]
+    return [sys.executable, "-m", "ftui.commands.queue_cmds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chain", type=int, default=12, help="jobs in the stand-in chain")
+    parser.add_argument("--seeds", type=int, default=72, help="seeds of the list study (7 runs per seed)")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--skip-real", action="store_true", help="skip the real-engine latency")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+
+    lat = chain_latency(args.chain)
+    print(
+        f"dependency exit -> next engine process start, queue only ({len(lat)} hand-offs): "
+        f"median {statistics.median(lat) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
+        f"(target < 1000 ms: {max(lat) < 1.0})"
+    )
+    if not args.skip_real:
+        from_end, from_done = real_engine_latency()
+        print(
+            f"real engine: parent's end event -> fine-tune process start {from_end * 1000:.0f} ms (includes "
+            f"the engine's interpreter shutdown); parent marked done -> start {from_done * 1000:.0f} ms"
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = big_study(Path(tmp), args.seeds)
+        cmd = list_command() + ["--registry", str(registry), "list", "--json"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp).stdout
+        n = len(json.loads(out))
+        median_wall(cmd, 2, Path(tmp))  # warm the page cache and write the bytecode cache
+        base = median_wall([sys.executable, "-c", "pass"], args.repeat, Path(tmp))
+        listing = median_wall(cmd, args.repeat, Path(tmp))
+        shown = " ".join(["python", *cmd[1:3]])
+        print(
+            f"`{shown} list --json` on {n} runs: {listing * 1000:.0f} ms; `python -c pass`: "
+            f"{base * 1000:.0f} ms; ratio {listing / base:.1f}x; "
+            f"overhead {(listing - base) * 1000:.0f} ms (target < 300 ms total: {listing < 0.3})"
+        )
+
+
+if __name__ == "__main__":
+    main()
