@@ -65,25 +65,6 @@ def encode_batch(texts: Sequence[str], add_eos: bool = True) -> np.ndarray:
     return out
 
 
-def chars_to_tokens(chars: np.ndarray, lengths: np.ndarray, add_eos: bool = True) -> np.ndarray:
-    """Token rows from an ASCII byte matrix (uint8 [N, W], row i valid up to lengths[i]).
-
-    The fast path used by the data sets: the tasks assemble their text directly as bytes, so no Python
-    string is ever made for a training row.
-    """
-    n, width = chars.shape
-    longest = int(lengths.max(initial=0))
-    out = np.full((n, longest + 1 + int(add_eos)), PAD, dtype=np.uint8)
-    out[:, 0] = BOS
-    body = _ASCII_TO_TOKEN[chars[:, :longest] & 0x7F]
-    body[chars[:, :longest] >= 128] = UNK
-    valid = np.arange(longest)[None, :] < lengths[:, None]
-    out[:, 1 : longest + 1] = np.where(valid, body, PAD)
-    if add_eos:
-        out[np.arange(n), lengths + 1] = EOS
-    return out
-
-
 def vocab_dict() -> dict[str, object]:
     """The vocabulary as saved by `save_vocab`."""
     return {"tokens": list(TOKENS), "pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS, "vocab_size": VOCAB_SIZE}

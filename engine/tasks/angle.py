@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import Task
+from engine.tasks.geometry import columns
 
 
 class Angle(Task):
@@ -17,11 +18,13 @@ class Angle(Task):
     min_cities = max_cities = 3
 
     def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        a, b, c = xy[queries[:, 0]], xy[queries[:, 1]], xy[queries[:, 2]]
-        u, v = a - b, c - b
-        cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-        dot = (u * v).sum(axis=1)
+        x, y = columns(xy)
+        a, b, c = queries[:, 0], queries[:, 1], queries[:, 2]
+        ux, uy = x[a] - x[b], y[a] - y[b]
+        vx, vy = x[c] - x[b], y[c] - y[b]
+        cross = ux * vy - uy * vx
+        dot = ux * vx + uy * vy
         # atan2(|u x v|, u . v) is accurate near 0 and 180 degrees, where acos of a ratio is not
         degrees = np.degrees(np.arctan2(np.abs(cross).astype(np.float64), dot.astype(np.float64)))
-        degenerate = ~(u.any(axis=1) & v.any(axis=1))  # A or C at B's coordinates
+        degenerate = ((ux == 0) & (uy == 0)) | ((vx == 0) & (vy == 0))  # A or C on B's grid point
         return np.where(degenerate, 0, np.rint(degrees)).astype(np.int64)

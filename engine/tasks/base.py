@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.tasks import text
 from engine.tasks.split import TEST_MODULUS, is_test
-from engine.tokenizer import chars_to_tokens
+from engine.tokenizer import BOS, EOS
 from engine.world import N_ATLANTIS, World
 
 SETS = ("standard", "atlantis")
@@ -91,7 +91,11 @@ class Task:
             q = q[_distinct(q)]
             if split is not None:
                 q = q[is_test(_ids(world, q)) == (split == "test")]
-            groups = [q] if not self.balanced else [q[self.values(world.xy, q) == c] for c in (1, 0)]
+            if self.balanced:
+                label = self.values(world.xy, q)
+                groups = [q[label == 1], q[label == 0]]
+            else:
+                groups = [q]
             for c, group in enumerate(groups):
                 take = group[: need[c] - have[c]]
                 found[c].append(take)
@@ -112,16 +116,23 @@ class Task:
         return pairs.reshape(-1, self.max_cities)[:n]
 
     # ---- text --------------------------------------------------------------------------------------
-    def _prompt_pieces(self, world: World, queries: np.ndarray) -> list[text.Piece]:
+    # Rows with the same number of cities have the same prompt layout, so each such group is assembled with
+    # plain slices (only the answer's length varies) and the groups are then put back in row order.
+    def _groups(self, queries: np.ndarray) -> list[tuple[np.ndarray | slice, int]]:
+        if self.min_cities == self.max_cities:
+            return [(slice(None), self.max_cities)]
+        count = (queries >= 0).sum(axis=1)
+        return [(np.flatnonzero(count == c), c) for c in range(self.min_cities, self.max_cities + 1)]
+
+    def _prompt_pieces(self, world: World, queries: np.ndarray, count: int) -> list[text.Piece]:
+        """Pieces of the prompt of rows that all use their first `count` cities."""
         n = len(queries)
-        ids = world.city_id[np.maximum(queries, 0)]
+        id_tokens = _id_token_table(world)
         pieces = [text.const_piece(self.head, n)]
-        for j in range(self.max_cities):
-            present = queries[:, j] >= 0 if j >= self.min_cities else None
-            if j > 0:
-                sep = text.const_piece(self.separator(j), n)
-                pieces.append(sep if present is None else text.masked(sep, present))
-            pieces.append(text.city_id_piece(ids[:, j], present))
+        for j in range(count):
+            if j:
+                pieces.append(text.const_piece(self.separator(j), n))
+            pieces.append((id_tokens[queries[:, j]], 6))
         pieces.append(text.const_piece(")", n))
         return pieces
 
@@ -130,21 +141,39 @@ class Task:
             return text.choice_piece(self.labels, values)
         return text.int_piece(values)
 
+    def _rows(self, world: World, queries: np.ndarray, training: bool) -> tuple[np.ndarray, np.ndarray]:
+        """PAD-padded token rows and their lengths: the prompt, or <bos>prompt=answer (+ a free column)."""
+        n = len(queries)
+        values = self.values(world.xy, queries) if training else None
+        built = []
+        groups = self._groups(queries)
+        for rows, count in groups:
+            q = queries[rows]
+            pieces: list[text.Piece] = [(np.full((len(q), 1), BOS, dtype=np.uint8), 1)] if training else []
+            pieces += self._prompt_pieces(world, q, count)
+            if values is not None:
+                pieces += [text.const_piece("=", len(q)), self._answer_piece(values[rows])]
+            built.append(text.assemble(pieces, len(q), extra=int(training)))
+        if len(built) == 1:
+            return built[0]
+        out = np.zeros((n, max(b.shape[1] for b, _ in built)), dtype=np.uint8)
+        lengths = np.zeros(n, dtype=np.int64)
+        for (rows, _), (block, block_lengths) in zip(groups, built, strict=True):
+            out[rows, : block.shape[1]] = block
+            lengths[rows] = block_lengths
+        return out, lengths
+
     def format(self, world: World, queries: np.ndarray) -> tuple[list[str], list[str]]:
         """(prompts without "=", answers) as strings."""
-        n = len(queries)
-        prompts, _ = text.assemble(self._prompt_pieces(world, queries), n)
-        answers, _ = text.assemble([self._answer_piece(self.values(world.xy, queries))], n)
+        prompts, _ = self._rows(world, queries, training=False)
+        answers, _ = text.assemble([self._answer_piece(self.values(world.xy, queries))], len(queries))
         return text.to_strings(prompts), text.to_strings(answers)
 
     def tokens(self, world: World, queries: np.ndarray) -> np.ndarray:
         """Token rows <bos>prompt=answer<eos>, PAD-padded: uint8 [N, L]."""
-        n = len(queries)
-        pieces = self._prompt_pieces(world, queries)
-        pieces.append(text.const_piece("=", n))
-        pieces.append(self._answer_piece(self.values(world.xy, queries)))
-        chars, lengths = text.assemble(pieces, n)
-        return chars_to_tokens(chars, lengths)
+        rows, lengths = self._rows(world, queries, training=True)
+        rows[np.arange(len(queries)), lengths] = EOS
+        return rows[:, : int(lengths.max(initial=0)) + 1]
 
     # ---- scoring -----------------------------------------------------------------------------------
     def parse(self, completion: str) -> int | None:
@@ -178,6 +207,18 @@ class Task:
         return values, failed
 
 
+_ID_TOKEN_CACHE: dict[int, tuple[World, np.ndarray]] = {}
+
+
+def _id_token_table(world: World) -> np.ndarray:
+    """uint8 [n_cities, 6]: the tokens of every city's prompt spelling, made once per world."""
+    cached = _ID_TOKEN_CACHE.get(id(world))
+    if cached is None or cached[0] is not world:
+        cached = (world, text.city_id_tokens(world.city_id))
+        _ID_TOKEN_CACHE[id(world)] = cached
+    return cached[1]
+
+
 def _ids(world: World, queries: np.ndarray) -> np.ndarray:
     """City IDs of a query matrix, -1 kept for unused positions."""
     return np.where(queries >= 0, world.city_id[np.maximum(queries, 0)], -1)
@@ -185,8 +226,13 @@ def _ids(world: World, queries: np.ndarray) -> np.ndarray:
 
 def _distinct(queries: np.ndarray) -> np.ndarray:
     """Boolean per row: are the used cities of the row all different?"""
-    s = np.sort(queries, axis=1)
-    return ~((s[:, 1:] == s[:, :-1]) & (s[:, :-1] >= 0)).any(axis=1)
+    # pairwise comparisons: at most 15 for 6 cities, cheaper than sorting every row
+    repeated = np.zeros(len(queries), dtype=bool)
+    m = queries.shape[1]
+    for j in range(1, m):
+        for i in range(j):
+            repeated |= (queries[:, i] == queries[:, j]) & (queries[:, j] >= 0)
+    return ~repeated
 
 
 def query_city_ids(world: World, queries: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import Task
-from engine.tasks.trianglearea import cross
+from engine.tasks.geometry import columns, orient
 
 
 class Crossing(Task):
@@ -26,9 +26,12 @@ class Crossing(Task):
         return ";" if position == 2 else ","
 
     def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        a, b, c, d = (xy[queries[:, j]] for j in range(4))
+        x, y = columns(xy)
+        ax, ay, bx, by, cx, cy, dx, dy = (v[queries[:, j]] for j in range(4) for v in (x, y))
         # exact integer orientations: AB separates C from D and CD separates A from B, none on a line
-        strict = (np.sign(cross(a, b, c)) * np.sign(cross(a, b, d)) < 0) & (
-            np.sign(cross(c, d, a)) * np.sign(cross(c, d, b)) < 0
+        abc, abd = orient(ax, ay, bx, by, cx, cy), orient(ax, ay, bx, by, dx, dy)
+        cda, cdb = orient(cx, cy, dx, dy, ax, ay), orient(cx, cy, dx, dy, bx, by)
+        strict = (((abc > 0) & (abd < 0)) | ((abc < 0) & (abd > 0))) & (
+            ((cda > 0) & (cdb < 0)) | ((cda < 0) & (cdb > 0))
         )
         return strict.astype(np.int64)

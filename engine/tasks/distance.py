@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import Task
-
-
-def pair_distance(xy: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float64 Euclidean distance between cities a and b (index arrays)."""
-    d = xy[a] - xy[b]
-    return np.sqrt((d * d).sum(axis=1).astype(np.float64))
+from engine.tasks.geometry import columns, distance
 
 
 class Distance(Task):
@@ -23,4 +18,5 @@ class Distance(Task):
     min_cities = max_cities = 2
 
     def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        return np.rint(pair_distance(xy, queries[:, 0], queries[:, 1])).astype(np.int64)
+        x, y = columns(xy)
+        return np.rint(distance(x, y, queries[:, 0], queries[:, 1])).astype(np.int64)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import Task
-from engine.tasks.distance import pair_distance
+from engine.tasks.geometry import columns, distance
 
 
 class Perimeter(Task):
@@ -21,11 +21,15 @@ class Perimeter(Task):
     min_cities, max_cities = 2, 5
 
     def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        count = (queries >= 0).sum(axis=1)
-        total = np.zeros(len(queries))
-        for j in range(self.max_cities):
-            nxt = np.where(j + 1 < count, j + 1, 0)  # the closing edge returns to city 0
-            edge = pair_distance(xy, queries[:, j], queries[np.arange(len(queries)), nxt])
-            # edges summed in order 0-1, 1-2, ..., (n-1)-0; n = 2 has only the edge 0-1
-            total += np.where((j < count) & ((j == 0) | (count > 2)), edge, 0.0)
+        x, y = columns(xy)
+        q = np.maximum(queries, 0)
+        count = np.full(len(q), self.min_cities, dtype=np.int64)
+        for j in range(self.min_cities, self.max_cities):
+            count += queries[:, j] >= 0
+        # edges summed in order 0-1, 1-2, ..., (n-1)-0; n = 2 has only the edge 0-1
+        total = distance(x, y, q[:, 0], q[:, 1])
+        for j in range(1, self.max_cities - 1):
+            total += np.where(j + 1 < count, distance(x, y, q[:, j], q[:, j + 1]), 0.0)
+        last = np.take_along_axis(q, (count - 1)[:, None], axis=1)[:, 0]
+        total += np.where(count > 2, distance(x, y, last, q[:, 0]), 0.0)
         return np.rint(total).astype(np.int64)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.tasks.base import Task
-
-
-def cross(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """int64 z-component of (a - o) x (b - o) for coordinate arrays [N, 2]: > 0 when o->a->b turns left."""
-    return (a[:, 0] - o[:, 0]) * (b[:, 1] - o[:, 1]) - (a[:, 1] - o[:, 1]) * (b[:, 0] - o[:, 0])
+from engine.tasks.geometry import columns, orient
 
 
 class TriangleArea(Task):
@@ -22,6 +18,8 @@ class TriangleArea(Task):
     min_cities = max_cities = 3
 
     def values(self, xy: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        a, b, c = xy[queries[:, 0]], xy[queries[:, 1]], xy[queries[:, 2]]
-        # |cross| is an exact integer; /2 is exact in float64, so rint rounds the .5 cases half to even
-        return np.rint(np.abs(cross(a, b, c)) / 2.0).astype(np.int64)
+        x, y = columns(xy)
+        a, b, c = queries[:, 0], queries[:, 1], queries[:, 2]
+        twice = np.abs(orient(x[a], y[a], x[b], y[b], x[c], y[c]))
+        # twice the area is an exact integer; /2 is exact in float64, so rint rounds .5 half to even
+        return np.rint(twice / 2.0).astype(np.int64)
