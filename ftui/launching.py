@@ -106,6 +106,7 @@ def launch(
             f"{registry.path}: [runner] executor = {settings.executor!r} is not supported by this worker "
             "(allowed: 'local')"
         )
+    registry.profile(profile)  # an unknown profile is an error even when everything is already done
     runs_dir = Path(runs_dir)
     store = store or Store(runs_dir)
     specs = plan(registry, runs, actions, only=only, force=force)

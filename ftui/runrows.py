@@ -125,31 +125,38 @@ def format_eta(seconds: float | None) -> str:
 def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"runs in {runs_dir}", title_justify="left", expand=False)
     for name, justify in (
         ("run", "left"),
         ("tasks", "left"),
         ("state", "left"),
-        ("step", "right"),
+        ("progress", "right"),
         ("ETA", "right"),
         ("loss", "right"),
-        ("result", "left"),
+        ("result / reason", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=name != "result")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name != "result / reason")  # type: ignore[arg-type]
     styles = {"running": "yellow", "done": "green", "failed": "red", "blocked": "red", "cancelled": "magenta"}
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")
-        step = f"{r['step']}/{r['total_steps']}" if r["step"] is not None and r["total_steps"] else ""
+        if r["action"] == "eval" and r["eval_sets_done"] is not None:
+            progress = f"{r['eval_sets_done']} sets"
+        elif r["step"] is not None and r["total_steps"]:
+            progress = f"{r['step']}/{r['total_steps']}"
+        else:
+            progress = ""
         loss = f"{r['loss']:.4f}" if r["loss"] is not None else ""
         detail = r["result"] or (r["reason"] if r["state"] in ("failed", "blocked", "cancelled") else "")
+        # Text, not markup: a reason may contain brackets (a log line, a path).
         table.add_row(
             r["key"],
             r["tasks"],
-            f"[{styles.get(r['state'], '')}]{state}[/]" if r["state"] in styles else state,
-            step,
+            Text(state, style=styles.get(r["state"], "")),
+            progress,
             format_eta(r["eta_s"]),
             loss,
-            detail,
+            Text(detail),
         )
     Console().print(table)

@@ -24,44 +24,65 @@ class CommandError(Exception):
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    p = subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
+    p = _global_options(
+        subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
+    )
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
     p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
     p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
     p.set_defaults(func=_guarded(cmd_launch))
 
-    p = subparsers.add_parser("eval", help="queue evaluation only")
+    p = _global_options(subparsers.add_parser("eval", help="queue evaluation only"))
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that have an eval.json")
     p.set_defaults(func=_guarded(cmd_eval))
 
-    p = subparsers.add_parser("cancel", help="cancel queued or running jobs (SIGTERM, then SIGKILL)")
+    p = _global_options(
+        subparsers.add_parser("cancel", help="cancel queued or running jobs (SIGTERM, then SIGKILL)")
+    )
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--wait", action="store_true", help="wait until the running ones have stopped")
     p.set_defaults(func=_guarded(cmd_cancel))
 
-    p = subparsers.add_parser("retry", help="re-queue failed or cancelled jobs (training resumes)")
+    p = _global_options(
+        subparsers.add_parser("retry", help="re-queue failed or cancelled jobs (training resumes)")
+    )
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.set_defaults(func=_guarded(cmd_retry))
 
     if "list" not in subparsers.choices:  # replaces the registry's early `list` (see docs/runner.md)
-        p = subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
+        p = _global_options(
+            subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
+        )
         p.add_argument("patterns", nargs="*", metavar="PATTERN")
         p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
         p.set_defaults(func=_guarded(cmd_list))
 
-    p = subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
+    p = _global_options(
+        subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
+    )
     p.add_argument("name", metavar="NAME", help="run key or experiment name")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-n", "--lines", type=int, default=None, help="only the last N lines")
     p.set_defaults(func=_guarded(cmd_logs))
 
-    p = subparsers.add_parser("worker", help="run the worker in the foreground (normally started for you)")
+    p = _global_options(
+        subparsers.add_parser("worker", help="run the worker in the foreground (normally started for you)")
+    )
     p.add_argument("--stop", action="store_true", help="stop the running worker (its jobs keep running)")
     p.add_argument(
         "--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)"
     )
     p.set_defaults(func=_guarded(cmd_worker))
+
+
+def _global_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Accept the global options after the command too (`ftui launch 'ft1-*' --profile smoke`); SUPPRESS keeps
+    the value given before the command when they are absent here."""
+    p.add_argument("--registry", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--runs", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    p.add_argument("--profile", default=argparse.SUPPRESS, help="size profile (default: the registry's)")
+    return p
 
 
 def _guarded(fn: Any) -> Any:
