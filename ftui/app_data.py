@@ -25,6 +25,7 @@ STATE_SYMBOLS: dict[str, str] = {
     "failed": "✖",
     "cancelled": "⊘",
     "blocked": "■",
+    "reading": " ",
 }
 STATE_STYLES: dict[str, str] = {
     "new": "dim",
@@ -36,6 +37,7 @@ STATE_STYLES: dict[str, str] = {
     "failed": "bold red",
     "cancelled": "magenta",
     "blocked": "red",
+    "reading": "dim",
 }
 ACTIVE_STATES = frozenset({"queued", "waiting", "running"})
 
@@ -131,6 +133,30 @@ class AppData:
 
     def last_row(self, key: str) -> RunRow | None:
         return self._last_rows.get(key)
+
+    def skeleton_rows(self) -> list[RunRow]:
+        """Rows from the registry alone, for the first frame (state "reading" until the folders are read)."""
+        return [
+            RunRow(
+                run.key,
+                run.experiment.name,
+                run.seed,
+                run.experiment.family,
+                self.tasks_label(run),
+                "reading",
+            )
+            for run in self.runs
+        ]
+
+    def row(self, key: str) -> RunRow:
+        """One run's row, read now (the run screen's header, while the home table is not refreshing)."""
+        from ftui.runrows import list_rows
+
+        run = self._by_key[key]
+        with self._lock:
+            row = self._row(run, list_rows(self.registry, self.store, [run])[0])
+            self._last_rows[key] = row
+            return row
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row

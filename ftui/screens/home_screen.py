@@ -80,11 +80,20 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        # The first frame shows every run from the registry at once; reading 500 run folders the first time
+        # takes a while (every events.jsonl parsed), and the states fill in when the worker is done.
+        self.all_rows = self.data.skeleton_rows()
+        self._show_rows()
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
 
     # -- live refresh ---------------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
     def refresh_runs(self) -> None:
+        if not self.is_current:
+            return  # another screen is on top: it reads what it shows itself, so this costs nothing meanwhile
         if any(w.group == "refresh" and w.is_running for w in self.workers):
             return  # the previous read is still going (slow disk): skip this tick rather than pile up
         self._read_rows()
@@ -96,7 +105,7 @@ class HomeScreen(Screen[None]):
 
     def on_runs_refreshed(self, message: RunsRefreshed) -> None:
         self.refreshes += 1
-        if not message.changed and self.all_rows:
+        if not message.changed and self.refreshes > 1:
             return
         self.all_rows = message.rows
         self._show_rows()

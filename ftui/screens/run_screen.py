@@ -46,6 +46,7 @@ class TailRead(Message):
     lines: list[str]
     events: list[dict[str, Any]]
     side: SideInfo | None
+    row: RunRow | None
 
 
 def list_checkpoints(folder: Path) -> list[tuple[str, int, float]]:
@@ -98,7 +99,7 @@ class RunScreen(Screen[None]):
         self.run_dir = data.run_dir(key)
         self._log_tail = FileTail(self.run_dir / "train.log", start_at_end_bytes=INITIAL_LOG_BYTES)
         self._events = EventsTail(self.run_dir / "events.jsonl")
-        self._side_at = 0.0
+        self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
         self._search_text = ""
 
@@ -142,12 +143,14 @@ class RunScreen(Screen[None]):
         lines = self._log_tail.read_lines()
         events = self._events.read_events()
         side: SideInfo | None = None
+        row: RunRow | None = None
         now = time.monotonic()
-        if now - self._side_at >= SIDE_EVERY_S or events:
+        if now - self._side_at >= SIDE_EVERY_S:
             self._side_at = now
             side = self._read_side()
-        if lines or events or side is not None:
-            self.post_message(TailRead(lines, events, side))
+            row = self.data.row(self.key)  # state and progress for the header, once a second
+        if lines or events or side is not None or row is not None:
+            self.post_message(TailRead(lines, events, side, row))
 
     def _read_side(self) -> SideInfo | None:
         """Config, checkpoints and results, only when one of their mtimes moved (a stat each otherwise)."""
@@ -175,7 +178,8 @@ class RunScreen(Screen[None]):
                 self.query_one(LossSparkline).add_events(message.events)
             if message.side is not None:
                 self._show_side(message.side)
-            self._show_header(self.data.last_row(self.key))
+            if message.row is not None:
+                self._show_header(message.row)
 
     def _show_header(self, row: RunRow | None) -> None:
         parts = [self.key]

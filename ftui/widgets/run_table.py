@@ -120,7 +120,7 @@ class RunTable(DataTable[Text | str]):
         old = self._shown.get(r.key, {})
         for column, value in cells.items():
             if old.get(column) != value:
-                self.update_cell(r.key, column, value)
+                self.update_cell(r.key, column, value, update_width=True)
         self._shown[r.key] = cells
 
     def action_toggle_select(self) -> None:
