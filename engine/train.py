@@ -49,6 +49,7 @@ from engine.model import Transformer, parameter_groups
 from engine.runlog import EVENTS_NAME, RunLog, log_only
 
 COMPILE_AUTO_MIN_STEPS = 5000  # below this, compiling (8-22 s) costs more than it saves
+COMPILE_MODE = "default"  # torch.compile mode on CUDA (bench/train_bench.py compares the modes)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -143,27 +144,44 @@ class Batcher:
 
 
 class TrainLoop:
-    """One optimizer step at a time; the loss stays on the device until `take_loss`."""
+    """One optimizer step at a time; the loss stays on the device until `take_loss`.
+
+    The loss function (forward, float32 cross-entropy with PAD targets ignored) is what torch.compile wraps
+    when `compile_mode` is given ("default", "reduce-overhead" = CUDA graphs, ...); the optimizer stays eager.
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        forward: Callable[[Tensor], Tensor],
         optimizer: torch.optim.Optimizer,
         batcher: Batcher,
         cfg: TrainConfig,
         total_steps: int,
         pad_id: int,
         amp_dtype: torch.dtype | None,
+        compile_mode: str | None = None,
         on_batch: Callable[[int, Tensor], None] | None = None,
     ) -> None:
-        self.model, self.forward, self.optimizer, self.batcher = model, forward, optimizer, batcher
+        self.model, self.optimizer, self.batcher = model, optimizer, batcher
         self.cfg, self.total_steps, self.pad_id, self.amp_dtype = cfg, total_steps, pad_id, amp_dtype
         self.on_batch = on_batch
         self.device = batcher.tokens.device
         self.params = [p for p in model.parameters() if p.requires_grad]
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
+        self.compile_mode = compile_mode
+        self.loss_fn: Callable[[Tensor, Tensor], Tensor] = self._loss
+        if compile_mode is not None:
+            self.loss_fn = torch.compile(self._loss, mode=compile_mode)  # type: ignore[assignment]
+
+    def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
+        ):
+            logits = self.model(inputs)
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.pad_id
+        )
 
     def step(self, step: int) -> None:
         lr = lr_at(step, self.total_steps, self.cfg.warmup_steps, self.cfg.lr)
@@ -172,14 +190,9 @@ class TrainLoop:
         rows = self.batcher.batch(step)
         if self.on_batch is not None:
             self.on_batch(step, rows)
-        inputs, targets = rows[:, :-1], rows[:, 1:]
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
-        ):
-            logits = self.forward(inputs)
-        loss = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.pad_id
-        )
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = self.loss_fn(rows[:, :-1], rows[:, 1:])
         loss.backward()
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
@@ -386,8 +399,8 @@ def _train(
     log.log(f"model: {model.num_params():,} parameters")
 
     compiled = should_compile(tc.compile, device, total_steps)
-    forward: Callable[[Tensor], Tensor] = torch.compile(model) if compiled else model  # type: ignore[assignment]
-    loop = TrainLoop(model, forward, optimizer, batcher, tc, total_steps, tokenizer.PAD, amp_dtype, on_batch)
+    mode = (COMPILE_MODE if device.type == "cuda" else "default") if compiled else None
+    loop = TrainLoop(model, optimizer, batcher, tc, total_steps, tokenizer.PAD, amp_dtype, mode, on_batch)
     log.event(
         "start",
         action="train",
@@ -396,7 +409,7 @@ def _train(
         device=describe_device(device),
         resumed_from_step=start_step,
         total_steps=total_steps,
-        compiled=compiled,
+        compiled=mode or False,
     )
     spe = batcher.steps_per_epoch
 

@@ -69,7 +69,7 @@ def test_overfit_distance_examples_are_reproduced_through_the_evaluator() -> Non
     model = Transformer(ModelConfig(n_layer=2, d_model=64, n_head=2, d_mlp=128, max_seq_len=64))
     tc = TrainConfig(batch_size=8, lr=1e-2, warmup_steps=10)
     batcher = Batcher(torch.from_numpy(rows.copy()), 8, seed=0)
-    loop = TrainLoop(model, model, make_optimizer(model, tc, CPU), batcher, tc, 150, PAD, None)
+    loop = TrainLoop(model, make_optimizer(model, tc, CPU), batcher, tc, 150, PAD, None)
     for step in range(150):
         loop.step(step)
     model.eval()
@@ -156,7 +156,7 @@ def test_eval_of_a_corrupt_checkpoint_exits_1_without_eval_json(tmp_path: Path, 
 
 
 @pytest.mark.slow
-def test_readme_smoke_run_trains_resumes_and_evaluates_all_14_sets(tmp_path: Path) -> None:
+def test_readme_smoke_run_trains_once_and_evaluates_all_14_sets(tmp_path: Path) -> None:
     """The README's hand-written run directory, through the real command line."""
     run_dir = tmp_path / "smoke_run"
     shutil.copytree(SMOKE_DIR, run_dir)
