@@ -19,132 +19,54 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ftui import store_tx as tx
 from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
-
-DB_NAME = "ftui.db"
-SCHEMA_VERSION = 1
-
-QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
-    "queued",
-    "waiting",
-    "running",
-    "done",
-    "failed",
-    "cancelled",
-    "blocked",
+from ftui.store_model import (  # re-exported: the queue's public names live here
+    ACTIONS,
+    BLOCKED,
+    BROKEN_STATES,
+    CANCELLED,
+    DB_NAME,
+    DONE,
+    FAILED,
+    JOB_COLUMNS,
+    OPEN_STATES,
+    PENDING_STATES,
+    QUEUED,
+    RUNNING,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATES,
+    WAITING,
+    EnqueueResult,
+    Job,
+    JobSpec,
+    StoreError,
 )
-STATES = (QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED)
-OPEN_STATES = (QUEUED, WAITING, RUNNING, BLOCKED)  # a launch leaves these alone (idempotence)
-PENDING_STATES = (QUEUED, WAITING, RUNNING)  # the worker has work while any job is in one of these
-BROKEN_STATES = (FAILED, CANCELLED, BLOCKED)  # a job depending on one of these cannot run
-ACTIONS = ("train", "eval")
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_key TEXT NOT NULL,
-    experiment TEXT NOT NULL,
-    rel_dir TEXT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('train', 'eval')),
-    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
-    seq INTEGER NOT NULL,
-    restart INTEGER NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    pid_start INTEGER,
-    pgid INTEGER,
-    slot TEXT,
-    exit_code INTEGER,
-    signal INTEGER,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    cancel_sent REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    queued_at REAL,
-    started REAL,
-    finished REAL,
-    updated REAL NOT NULL,
-    UNIQUE (run_key, action)
-);
-CREATE TABLE IF NOT EXISTS deps (
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    dep_id INTEGER NOT NULL REFERENCES jobs(id),
-    PRIMARY KEY (job_id, dep_id)
-);
-CREATE INDEX IF NOT EXISTS deps_by_dep ON deps(dep_id);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
-CREATE TABLE IF NOT EXISTS history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL,
-    t REAL NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
-class StoreError(Exception):
-    """A problem with the queue database, worded for the user (names the file)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    run_key: str
-    experiment: str
-    rel_dir: str
-    action: str
-    state: str
-    seq: int
-    restart: int
-    reason: str
-    pid: int | None
-    pid_start: int | None  # clock ticks since boot (/proc/<pid>/stat field 22)
-    pgid: int | None
-    slot: str | None  # "gpu0", "cpu", ...
-    exit_code: int | None
-    signal: int | None
-    cancel_requested: int
-    cancel_sent: float | None
-    attempts: int
-    created: float
-    queued_at: float | None
-    started: float | None
-    finished: float | None
-    updated: float
-    deps: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"deps": list(self.deps)}
-
-
-_JOB_COLUMNS = [f.name for f in fields(Job) if f.name != "deps"]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job a launch asks for. `needs` are (run_key, action) pairs that must finish first."""
-
-    run_key: str
-    experiment: str
-    rel_dir: str
-    action: str
-    needs: tuple[tuple[str, str], ...] = ()
-    force: bool = False  # redo even if done (training restarts from scratch)
-
-
-@dataclass
-class EnqueueResult:
-    queued: list[Job]  # newly queued or re-queued
-    kept: list[Job]  # already queued, waiting, running or blocked (relaunched) - not queued twice
-    skipped: list[JobSpec]  # already done (final checkpoint / eval.json present)
-    refused: list[tuple[JobSpec, str]]  # e.g. --force on a running job
+__all__ = [
+    "ACTIONS",
+    "BLOCKED",
+    "BROKEN_STATES",
+    "CANCELLED",
+    "DB_NAME",
+    "DONE",
+    "FAILED",
+    "OPEN_STATES",
+    "PENDING_STATES",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "WAITING",
+    "EnqueueResult",
+    "Job",
+    "JobSpec",
+    "Store",
+    "StoreError",
+]
 
 
 class Store:
@@ -183,7 +105,7 @@ class Store:
                 )
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -233,7 +155,7 @@ class Store:
     # ---- reading ----------------------------------------------------------------------------------------
     def jobs(self, run_keys: Iterable[str] | None = None, states: Iterable[str] | None = None) -> list[Job]:
         """Jobs in queue order, optionally only those of `run_keys` and/or in `states`."""
-        sql, params = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs", []
+        sql, params = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs", []
         where = []
         if run_keys is not None:
             keys = list(run_keys)
@@ -307,10 +229,10 @@ class Store:
                 if spec.action not in ACTIONS:
                     raise ValueError(f"unknown action {spec.action!r} (allowed: {', '.join(ACTIONS)})")
                 force_this = force or spec.force
-                row = _row(c, spec.run_key, spec.action)
+                row = tx.row(c, spec.run_key, spec.action)
                 dep_ids = []
                 for need in spec.needs:
-                    dep = _row(c, *need)
+                    dep = tx.row(c, *need)
                     if dep is not None and dep["state"] in OPEN_STATES:
                         dep_ids.append(dep["id"])
                 if row is not None and row["state"] in OPEN_STATES and row["state"] != BLOCKED:
@@ -319,15 +241,15 @@ class Store:
                             (spec, f"{spec.run_key} {spec.action} is running: cancel it first")
                         )
                     elif before.get(row["id"]) == BLOCKED:  # unblocked by re-queueing its dependency above
-                        result.queued.append(_job(c, row["id"]))
+                        result.queued.append(tx.job(c, row["id"]))
                     else:
-                        result.kept.append(_job(c, row["id"]))
+                        result.kept.append(tx.job(c, row["id"]))
                     continue
                 if (
                     not force_this
                     and (row is None or row["state"] != BLOCKED)
                     and self._finished_on_disk(
-                        spec, own_train_open=any(_is_own_train(c, spec, d) for d in dep_ids)
+                        spec, own_train_open=any(tx.is_own_train(c, spec, d) for d in dep_ids)
                     )
                 ):
                     result.skipped.append(spec)
@@ -352,7 +274,7 @@ class Store:
                         ],
                     )
                     job_id = int(cur.lastrowid or 0)
-                    _log(c, job_id, None, WAITING, "launched")
+                    tx.log(c, job_id, None, WAITING, "launched")
                 else:
                     job_id = row["id"]
                     c.execute(
@@ -362,7 +284,7 @@ class Store:
                 self._requeue(
                     c, job_id, dep_ids, "launched" if row is None else f"relaunched (was {row['state']})"
                 )
-                result.queued.append(_job(c, job_id))
+                result.queued.append(tx.job(c, job_id))
         return result
 
     def _finished_on_disk(self, spec: JobSpec, own_train_open: bool) -> bool:
@@ -379,7 +301,7 @@ class Store:
         with self._tx() as c:
             for key in run_keys:
                 for action in actions:
-                    row = _row(c, key, action)
+                    row = tx.row(c, key, action)
                     if row is None or row["state"] not in OPEN_STATES:
                         continue
                     if row["state"] == RUNNING:
@@ -388,11 +310,11 @@ class Store:
                                 "UPDATE jobs SET cancel_requested = 1, reason = ?, updated = ? WHERE id = ?",
                                 ["cancel requested", time.time(), row["id"]],
                             )
-                            _log(c, row["id"], RUNNING, RUNNING, "cancel requested")
+                            tx.log(c, row["id"], RUNNING, RUNNING, "cancel requested")
                     else:
-                        _set_state(c, row["id"], CANCELLED, "cancelled by the user", finished=time.time())
-                        _block_dependants(c, row["id"])
-                    changed.append(_job(c, row["id"]))
+                        tx.set_state(c, row["id"], CANCELLED, "cancelled by the user", finished=time.time())
+                        tx.block_dependants(c, row["id"])
+                    changed.append(tx.job(c, row["id"]))
         return changed
 
     def retry(self, run_keys: Sequence[str], actions: Sequence[str] = ACTIONS) -> list[Job]:
@@ -400,7 +322,7 @@ class Store:
         training resumes from the newest checkpoint. Blocked dependants become waiting again."""
         with self._tx() as c:
             before = {r["id"]: r["state"] for r in c.execute("SELECT id, state FROM jobs")}
-            todo = [row["id"] for key in run_keys for a in actions if (row := _row(c, key, a)) is not None]
+            todo = [row["id"] for key in run_keys for a in actions if (row := tx.row(c, key, a)) is not None]
             seen: set[int] = set()
             while todo:
                 job_id = todo.pop(0)
@@ -413,7 +335,7 @@ class Store:
                 dep_ids = [
                     r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])
                 ]
-                broken = [d for d in dep_ids if _state(c, d) in BROKEN_STATES and d not in seen]
+                broken = [d for d in dep_ids if tx.state_of(c, d) in BROKEN_STATES and d not in seen]
                 if broken:  # retry the root cause first, then come back to this one
                     todo = broken + [job_id] + todo
                     seen.discard(job_id)
@@ -423,7 +345,7 @@ class Store:
             # report every job that left a broken state: the retried ones and the dependants they unblocked
             after = {r["id"]: r["state"] for r in c.execute("SELECT id, state FROM jobs")}
             moved = [i for i, st in before.items() if st in BROKEN_STATES and after[i] not in BROKEN_STATES]
-            return [_job(c, i) for i in sorted(moved, key=lambda i: _seq(c, i))]
+            return [tx.job(c, i) for i in sorted(moved, key=lambda i: tx.seq(c, i))]
 
     def _requeue(self, c: sqlite3.Connection, job_id: int, dep_ids: Sequence[int], reason: str) -> None:
         """Put a job back in the queue (fresh process fields, new queue position); unblock its dependants."""
@@ -434,23 +356,23 @@ class Store:
             "UPDATE jobs SET seq = ?, pid = NULL, pid_start = NULL, pgid = NULL, slot = NULL,"
             " exit_code = NULL, signal = NULL, cancel_requested = 0, cancel_sent = NULL, queued_at = ?,"
             " started = NULL, finished = NULL WHERE id = ?",
-            [_next_seq(c), now, job_id],
+            [tx.next_seq(c), now, job_id],
         )
-        _set_state(c, job_id, WAITING, reason)
-        _settle(c, job_id)
-        _unblock_dependants(c, job_id)
+        tx.set_state(c, job_id, WAITING, reason)
+        tx.settle(c, job_id)
+        tx.unblock_dependants(c, job_id)
 
     # ---- writing: the worker ----------------------------------------------------------------------------
     def schedule(self) -> None:
         """Move waiting jobs whose dependencies finished to queued, and those with a broken one to blocked."""
         with self._tx() as c:
             for r in c.execute("SELECT id FROM jobs WHERE state = ? ORDER BY seq", [WAITING]).fetchall():
-                _settle(c, r["id"])
+                tx.settle(c, r["id"])
 
     def claim(self, job_id: int, slot: str) -> Job | None:
         """queued -> running (no process yet) on `slot`; None when the job is no longer queued."""
         with self._tx() as c:
-            if _state(c, job_id) != QUEUED:
+            if tx.state_of(c, job_id) != QUEUED:
                 return None
             now = time.time()
             c.execute(
@@ -458,8 +380,8 @@ class Store:
                 " WHERE id = ?",
                 [slot, now, job_id],
             )
-            _set_state(c, job_id, RUNNING, "starting")
-            return _job(c, job_id)
+            tx.set_state(c, job_id, RUNNING, "starting")
+            return tx.job(c, job_id)
 
     def record_process(
         self, job_id: int, pid: int, pid_start: int | None, pgid: int, reason: str = "running"
@@ -483,10 +405,10 @@ class Store:
             raise ValueError(f"finish: state must be done, failed or cancelled, not {state!r}")
         with self._tx() as c:
             c.execute("UPDATE jobs SET exit_code = ?, signal = ? WHERE id = ?", [exit_code, signal, job_id])
-            _set_state(c, job_id, state, reason, finished=time.time())
+            tx.set_state(c, job_id, state, reason, finished=time.time())
             if state != DONE:
-                _block_dependants(c, job_id)
-            return _job(c, job_id)
+                tx.block_dependants(c, job_id)
+            return tx.job(c, job_id)
 
     def requeue_interrupted(self, job_id: int, reason: str) -> None:
         """A running job whose process vanished while no worker watched it: queue it again (it resumes)."""
@@ -497,115 +419,6 @@ class Store:
     def has_pending(self) -> bool:
         rows = self._read(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {PENDING_STATES!r}")
         return bool(rows and rows[0]["n"])
-
-
-# ---- transaction helpers (called inside a BEGIN IMMEDIATE) --------------------------------------------
-def _row(c: sqlite3.Connection, run_key: str, action: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = c.execute(
-        "SELECT * FROM jobs WHERE run_key = ? AND action = ?", [run_key, action]
-    ).fetchone()
-    return row
-
-
-def _job(c: sqlite3.Connection, job_id: int) -> Job:
-    row = c.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?", [job_id]).fetchone()
-    deps = tuple(
-        r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ? ORDER BY dep_id", [job_id])
-    )
-    return Job(**dict(row), deps=deps)
-
-
-def _state(c: sqlite3.Connection, job_id: int) -> str:
-    return str(c.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()["state"])
-
-
-def _is_own_train(c: sqlite3.Connection, spec: JobSpec, dep_id: int) -> bool:
-    row = c.execute("SELECT run_key, action FROM jobs WHERE id = ?", [dep_id]).fetchone()
-    return bool(row and row["run_key"] == spec.run_key and row["action"] == "train")
-
-
-def _seq(c: sqlite3.Connection, job_id: int) -> int:
-    return int(c.execute("SELECT seq FROM jobs WHERE id = ?", [job_id]).fetchone()["seq"])
-
-
-def _next_seq(c: sqlite3.Connection) -> int:
-    return int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM jobs").fetchone()["s"])
-
-
-def _log(c: sqlite3.Connection, job_id: int, old: str | None, new: str, reason: str) -> None:
-    c.execute(
-        "INSERT INTO history(job_id, t, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)",
-        [job_id, time.time(), old, new, reason],
-    )
-
-
-def _set_state(c: sqlite3.Connection, job_id: int, state: str, reason: str, **extra: Any) -> None:
-    old = _state(c, job_id)
-    sets = ", ".join(f"{k} = ?" for k in extra)
-    c.execute(
-        f"UPDATE jobs SET state = ?, reason = ?, updated = ?{', ' + sets if sets else ''} WHERE id = ?",
-        [state, reason, time.time(), *extra.values(), job_id],
-    )
-    if old != state:
-        _log(c, job_id, old, state, reason)
-
-
-def _describe(c: sqlite3.Connection, job_id: int) -> str:
-    r = c.execute("SELECT run_key, action, state FROM jobs WHERE id = ?", [job_id]).fetchone()
-    return f"{r['run_key']} {r['action']} ({r['state']})"
-
-
-def _settle(c: sqlite3.Connection, job_id: int) -> None:
-    """waiting -> queued when all dependencies are done; -> blocked when one failed, was cancelled, is
-    blocked."""
-    if _state(c, job_id) != WAITING:
-        return
-    deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
-    states = {d: _state(c, d) for d in deps}
-    broken = [d for d, s in states.items() if s in BROKEN_STATES]
-    if broken:
-        _set_state(c, job_id, BLOCKED, f"blocked by {_describe(c, broken[0])}")
-    elif all(s == DONE for s in states.values()):
-        # without dependencies keep the reason it was (re)queued with ("launched", "retried (was failed)")
-        reason = (
-            "dependencies done"
-            if deps
-            else str(c.execute("SELECT reason FROM jobs WHERE id = ?", [job_id]).fetchone()["reason"])
-        )
-        _set_state(c, job_id, QUEUED, reason)
-    else:
-        pending = [d for d, s in states.items() if s != DONE]
-        reason = f"waiting for {_describe(c, pending[0])}"
-        c.execute("UPDATE jobs SET reason = ? WHERE id = ?", [reason, job_id])
-
-
-def _block_dependants(c: sqlite3.Connection, job_id: int) -> None:
-    """Block, transitively, every queued or waiting job that depends on `job_id` (which cannot finish)."""
-    frontier = [job_id]
-    while frontier:
-        dep = frontier.pop()
-        for r in c.execute(
-            "SELECT j.id FROM jobs j JOIN deps d ON d.job_id = j.id WHERE d.dep_id = ? AND j.state IN (?, ?)",
-            [dep, QUEUED, WAITING],
-        ).fetchall():
-            _set_state(c, r["id"], BLOCKED, f"blocked by {_describe(c, dep)}")
-            frontier.append(r["id"])
-
-
-def _unblock_dependants(c: sqlite3.Connection, job_id: int) -> None:
-    """After `job_id` was re-queued: blocked dependants whose dependencies are all alive again wait again."""
-    frontier = [job_id]
-    while frontier:
-        dep = frontier.pop()
-        for r in c.execute(
-            "SELECT j.id FROM jobs j JOIN deps d ON d.job_id = j.id WHERE d.dep_id = ? AND j.state = ?",
-            [dep, BLOCKED],
-        ).fetchall():
-            others = [x["dep_id"] for x in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [r["id"]])]
-            if all(_state(c, d) not in BROKEN_STATES for d in others):
-                _set_state(c, r["id"], WAITING, f"unblocked ({_describe(c, dep)})")
-                _settle(c, r["id"])
-                frontier.append(r["id"])
 
 
 def _explain(e: sqlite3.Error, store: Store) -> str:

@@ -1,0 +1,127 @@
+"""The job queue's data model: states, the SQLite schema, and the rows (`Job`) and requests (`JobSpec`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+DB_NAME = "ftui.db"
+SCHEMA_VERSION = 1
+
+QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
+    "queued",
+    "waiting",
+    "running",
+    "done",
+    "failed",
+    "cancelled",
+    "blocked",
+)
+STATES = (QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED)
+OPEN_STATES = (QUEUED, WAITING, RUNNING, BLOCKED)  # a launch leaves these alone (idempotence)
+PENDING_STATES = (QUEUED, WAITING, RUNNING)  # the worker has work while any job is in one of these
+BROKEN_STATES = (FAILED, CANCELLED, BLOCKED)  # a job depending on one of these cannot run
+ACTIONS = ("train", "eval")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_key TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    rel_dir TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('train', 'eval')),
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    seq INTEGER NOT NULL,
+    restart INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    pid_start INTEGER,
+    pgid INTEGER,
+    slot TEXT,
+    exit_code INTEGER,
+    signal INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_sent REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    queued_at REAL,
+    started REAL,
+    finished REAL,
+    updated REAL NOT NULL,
+    UNIQUE (run_key, action)
+);
+CREATE TABLE IF NOT EXISTS deps (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    dep_id INTEGER NOT NULL REFERENCES jobs(id),
+    PRIMARY KEY (job_id, dep_id)
+);
+CREATE INDEX IF NOT EXISTS deps_by_dep ON deps(dep_id);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    t REAL NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """A problem with the queue database, worded for the user (names the file)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    run_key: str
+    experiment: str
+    rel_dir: str
+    action: str
+    state: str
+    seq: int
+    restart: int
+    reason: str
+    pid: int | None
+    pid_start: int | None  # clock ticks since boot (/proc/<pid>/stat field 22)
+    pgid: int | None
+    slot: str | None  # "gpu0", "cpu", ...
+    exit_code: int | None
+    signal: int | None
+    cancel_requested: int
+    cancel_sent: float | None
+    attempts: int
+    created: float
+    queued_at: float | None
+    started: float | None
+    finished: float | None
+    updated: float
+    deps: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"deps": list(self.deps)}
+
+
+JOB_COLUMNS = [f.name for f in fields(Job) if f.name != "deps"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job a launch asks for. `needs` are (run_key, action) pairs that must finish first."""
+
+    run_key: str
+    experiment: str
+    rel_dir: str
+    action: str
+    needs: tuple[tuple[str, str], ...] = ()
+    force: bool = False  # redo even if done (training restarts from scratch)
+
+
+@dataclass
+class EnqueueResult:
+    queued: list[Job]  # newly queued or re-queued
+    kept: list[Job]  # already queued, waiting, running or blocked (relaunched) - not queued twice
+    skipped: list[JobSpec]  # already done (final checkpoint / eval.json present)
+    refused: list[tuple[JobSpec, str]]  # e.g. --force on a running job

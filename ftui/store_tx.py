@@ -1,0 +1,128 @@
+"""State transitions inside one write transaction (the caller holds BEGIN IMMEDIATE): every change of a job's
+state goes through `set_state` (which logs it in `history`); `settle`, `block_dependants` and
+`unblock_dependants` keep the dependency graph consistent."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from ftui.store_model import (
+    BLOCKED,
+    BROKEN_STATES,
+    DONE,
+    JOB_COLUMNS,
+    QUEUED,
+    WAITING,
+    Job,
+    JobSpec,
+)
+
+
+def row(c: sqlite3.Connection, run_key: str, action: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = c.execute(
+        "SELECT * FROM jobs WHERE run_key = ? AND action = ?", [run_key, action]
+    ).fetchone()
+    return row
+
+
+def job(c: sqlite3.Connection, job_id: int) -> Job:
+    row = c.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?", [job_id]).fetchone()
+    deps = tuple(
+        r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ? ORDER BY dep_id", [job_id])
+    )
+    return Job(**dict(row), deps=deps)
+
+
+def state_of(c: sqlite3.Connection, job_id: int) -> str:
+    return str(c.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()["state"])
+
+
+def is_own_train(c: sqlite3.Connection, spec: JobSpec, dep_id: int) -> bool:
+    row = c.execute("SELECT run_key, action FROM jobs WHERE id = ?", [dep_id]).fetchone()
+    return bool(row and row["run_key"] == spec.run_key and row["action"] == "train")
+
+
+def seq(c: sqlite3.Connection, job_id: int) -> int:
+    return int(c.execute("SELECT seq FROM jobs WHERE id = ?", [job_id]).fetchone()["seq"])
+
+
+def next_seq(c: sqlite3.Connection) -> int:
+    return int(c.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM jobs").fetchone()["s"])
+
+
+def log(c: sqlite3.Connection, job_id: int, old: str | None, new: str, reason: str) -> None:
+    c.execute(
+        "INSERT INTO history(job_id, t, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)",
+        [job_id, time.time(), old, new, reason],
+    )
+
+
+def set_state(c: sqlite3.Connection, job_id: int, state: str, reason: str, **extra: Any) -> None:
+    old = state_of(c, job_id)
+    sets = ", ".join(f"{k} = ?" for k in extra)
+    c.execute(
+        f"UPDATE jobs SET state = ?, reason = ?, updated = ?{', ' + sets if sets else ''} WHERE id = ?",
+        [state, reason, time.time(), *extra.values(), job_id],
+    )
+    if old != state:
+        log(c, job_id, old, state, reason)
+
+
+def describe(c: sqlite3.Connection, job_id: int) -> str:
+    r = c.execute("SELECT run_key, action, state FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return f"{r['run_key']} {r['action']} ({r['state']})"
+
+
+def settle(c: sqlite3.Connection, job_id: int) -> None:
+    """waiting -> queued when all dependencies are done; -> blocked when one failed, was cancelled, is
+    blocked."""
+    if state_of(c, job_id) != WAITING:
+        return
+    deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
+    states = {d: state_of(c, d) for d in deps}
+    broken = [d for d, s in states.items() if s in BROKEN_STATES]
+    if broken:
+        set_state(c, job_id, BLOCKED, f"blocked by {describe(c, broken[0])}")
+    elif all(s == DONE for s in states.values()):
+        # without dependencies keep the reason it was (re)queued with ("launched", "retried (was failed)")
+        reason = (
+            "dependencies done"
+            if deps
+            else str(c.execute("SELECT reason FROM jobs WHERE id = ?", [job_id]).fetchone()["reason"])
+        )
+        set_state(c, job_id, QUEUED, reason)
+    else:
+        pending = [d for d, s in states.items() if s != DONE]
+        reason = f"waiting for {describe(c, pending[0])}"
+        c.execute("UPDATE jobs SET reason = ? WHERE id = ?", [reason, job_id])
+
+
+def block_dependants(c: sqlite3.Connection, job_id: int) -> None:
+    """Block, transitively, every queued or waiting job that depends on `job_id` (which cannot finish)."""
+    frontier = [job_id]
+    while frontier:
+        dep = frontier.pop()
+        for r in c.execute(
+            "SELECT j.id FROM jobs j JOIN deps d ON d.job_id = j.id WHERE d.dep_id = ? AND j.state IN (?, ?)",
+            [dep, QUEUED, WAITING],
+        ).fetchall():
+            set_state(c, r["id"], BLOCKED, f"blocked by {describe(c, dep)}")
+            frontier.append(r["id"])
+
+
+def unblock_dependants(c: sqlite3.Connection, job_id: int) -> None:
+    """After `job_id` was re-queued: blocked dependants whose dependencies are all alive again wait again."""
+    frontier = [job_id]
+    while frontier:
+        dep = frontier.pop()
+        for r in c.execute(
+            "SELECT j.id FROM jobs j JOIN deps d ON d.job_id = j.id WHERE d.dep_id = ? AND j.state = ?",
+            [dep, BLOCKED],
+        ).fetchall():
+            others = [x["dep_id"] for x in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [r["id"]])]
+            if all(state_of(c, d) not in BROKEN_STATES for d in others):
+                set_state(c, r["id"], WAITING, f"unblocked ({describe(c, dep)})")
+                settle(c, r["id"])
+                frontier.append(r["id"])
