@@ -455,7 +455,8 @@ def _train(
 
     elapsed = round(time.monotonic() - t_start, 3)
     if stop.requested and done < total_steps:
-        if latest_checkpoint(run_dir) != ckpt_dir / step_name(done):
+        # nothing to save before the first step, nor twice for the same step
+        if done > 0 and latest_checkpoint(run_dir) != ckpt_dir / step_name(done):
             save(done, ckpt_dir / step_name(done))
             prune_checkpoints(run_dir, tc.keep_checkpoints)
         name = signal.Signals(stop.signum).name

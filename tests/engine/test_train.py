@@ -199,6 +199,7 @@ def test_sigint_flag_stops_like_sigterm(tmp_path: Path, data_root: Path) -> None
     stop = StopFlag(signum=signal.SIGINT)  # already requested: stops before the first step
     assert run_training(run_dir, stop=stop) == 128 + signal.SIGINT
     assert events(run_dir)[-1]["reason"] == "terminated" and events(run_dir)[-1]["step"] == 0
+    assert not (run_dir / "checkpoints").exists()  # nothing to save before the first step
 
 
 @pytest.mark.slow
