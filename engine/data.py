@@ -12,7 +12,6 @@ a concurrent reader either waits for the lock or sees the finished folder, never
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -125,19 +124,40 @@ def part_tokens(world: World, part: Part, seed: int) -> np.ndarray:
     return task.tokens(world, queries)
 
 
-def build_train_tokens(parts: Sequence[Part], seed: int) -> np.ndarray:
-    """The training rows of a recipe, uncached: uint8 [sum n, L], parts concatenated in order."""
+def _part_blocks(parts: Sequence[Part], seed: int) -> tuple[list[np.ndarray], int]:
     world = load_world()
     blocks = [part_tokens(world, part, seed) for part in parts]
     width = max(b.shape[1] for b in blocks)
     if width > MAX_SEQ_LEN:
         raise ValueError(f"training data: rows of {width} tokens exceed the {MAX_SEQ_LEN} positions allowed")
+    return blocks, width
+
+
+def build_train_tokens(parts: Sequence[Part], seed: int) -> np.ndarray:
+    """The training rows of a recipe, uncached: uint8 [sum n, L], parts concatenated in order."""
+    blocks, width = _part_blocks(parts, seed)
     out = np.full((sum(len(b) for b in blocks), width), PAD, dtype=np.uint8)
     start = 0
     for block in blocks:
         out[start : start + len(block), : block.shape[1]] = block
         start += len(block)
     return out
+
+
+def _write_train_tokens(path: Path, parts: Sequence[Part], seed: int) -> None:
+    """Write the rows of a recipe as .npy, straight into a memory map (no second copy in memory)."""
+    blocks, width = _part_blocks(parts, seed)
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(sum(map(len, blocks)), width))
+    start = 0
+    while blocks:
+        block = blocks.pop(0)  # released as soon as it is written
+        rows[start : start + len(block), : block.shape[1]] = block
+        rows[start : start + len(block), block.shape[1] :] = PAD
+        start += len(block)
+    rows.flush()
+    del rows
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def build_eval_sets(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int) -> list[EvalSet]:
@@ -188,21 +208,11 @@ def _cached(data_root: Path, recipe: dict[str, object], payload: str, write: Cal
     return folder
 
 
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def train_set(parts: Sequence[Part], seed: int, data_root: Path) -> np.ndarray:
     """Token rows uint8 [N, L] of a training recipe (memory-mapped, read-only), built once per data_root."""
     recipe = train_recipe(parts, seed)
     folder = _cached(
-        data_root,
-        recipe,
-        "tokens.npy",
-        lambda tmp: _write_npy(tmp / "tokens.npy", build_train_tokens(parts, seed)),
+        data_root, recipe, "tokens.npy", lambda tmp: _write_train_tokens(tmp / "tokens.npy", parts, seed)
     )
     return np.load(folder / "tokens.npy", mmap_mode="r")
 
@@ -216,6 +226,5 @@ def eval_sets(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int, data
         atomic_write_bytes(tmp / "eval.json", json.dumps({"sets": records}).encode())
 
     folder = _cached(data_root, recipe, "eval.json", write)
-    with contextlib.ExitStack():
-        records = json.loads((folder / "eval.json").read_text())["sets"]
+    records = json.loads((folder / "eval.json").read_text())["sets"]
     return [EvalSet(**r) for r in records]

@@ -31,6 +31,7 @@ def test_train_set_layout_and_cache(tmp_path: Path) -> None:
     lengths = (rows != PAD).sum(axis=1)
     assert (rows[np.arange(500), lengths - 1] == EOS).all()
     assert lengths.max() == rows.shape[1]  # padded to the longest row, no further
+    assert (np.asarray(rows) == data.build_train_tokens(parts, 0)).all()  # the file holds what was built
     texts = _texts(rows)
     assert all(t.startswith("dist(") for t in texts[:300]) and all(
         t.startswith("inside(") for t in texts[300:]
