@@ -81,7 +81,7 @@ class Task:
             raise ValueError(f"unknown set '{set_name}'; allowed: {', '.join(SETS)}")
         n_classes = 2 if self.balanced else 1
         need = [(n + 1) // 2] * 2 if self.balanced else [n]
-        found: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+        found = [[np.empty((0, self.max_cities), dtype=np.int32)] for _ in range(n_classes)]
         have = [0] * n_classes
         drawn = 0
         batch = int(n * n_classes * (TEST_MODULUS if split == "test" else 1) * 1.1) + 256
@@ -101,11 +101,8 @@ class Task:
                 found[c].append(take)
                 have[c] += len(take)
             # next batch: enough for the scarcest class at the rates seen so far, with a margin
-            batch = 256 + int(
-                1.2 * max((w - h) * drawn / max(h, 1) for h, w in zip(have, need, strict=True) if h < w)
-                if any(h < w for h, w in zip(have, need, strict=True))
-                else 0
-            )
+            missing = [(w - h) * drawn / max(h, 1) for h, w in zip(have, need, strict=True) if h < w]
+            batch = 256 + int(1.2 * max(missing, default=0))
         if not self.balanced:
             return np.concatenate(found[0])[:n]
         true_rows, false_rows = np.concatenate(found[0]), np.concatenate(found[1])

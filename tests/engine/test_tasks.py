@@ -248,6 +248,13 @@ def test_balanced_tasks_stay_fifty_fifty(name: str, set_name: str) -> None:
     assert (np.diff(labels) != 0).mean() > 0.3
 
 
+def test_zero_rows() -> None:
+    world = load_world()
+    for name, task in TASKS.items():
+        assert task.sample(world, 0, "atlantis", np.random.default_rng(0)).shape == (0, task.max_cities)
+        assert stream_queries(task, task_index(name), world, "standard", "test", 0, 0).shape[0] == 0
+
+
 def test_split_streams_hold_only_their_split() -> None:
     world = load_world()
     task = get_task("distance")
