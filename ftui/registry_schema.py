@@ -68,7 +68,12 @@ class RegistryError(Exception):
 def did_you_mean(word: str, allowed: Iterable[str]) -> str:
     """' (allowed: a, b; did you mean 'x'?)': the tail of an 'unknown ...' message."""
     choices = list(allowed)
-    shown = ", ".join(choices) if len(choices) <= 24 else ", ".join(choices[:24]) + ", ..."
+    # Long lists (every experiment of a study) would drown the message: show the start and the count.
+    shown = (
+        ", ".join(choices)
+        if len(choices) <= 16
+        else ", ".join(choices[:8]) + f", ... ({len(choices)} in all)"
+    )
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f" (allowed: {shown}{hint})"
