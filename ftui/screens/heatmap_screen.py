@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,11 +25,11 @@ from textual.widgets import DataTable, Footer, Label
 
 from ftui.analysis.matrix import Column, FamilyMatrix, Row, Scheme, SetName, build_matrix, read_eval
 from ftui.analysis.predict import MODELS, ModelScore, PredictionError, predict, score_models
-from ftui.analysis.view import HeatmapView
+from ftui.analysis.view import HeatmapView, Panel
 from ftui.app_data import AppData
 from ftui.messages import ActionFailed
 from ftui.screens.export_modal import ExportModal
-from ftui.widgets.heatmap_grid import HeatmapGrid, colour_enabled, panel_width
+from ftui.widgets.heatmap_grid import HeatmapGrid, build_panel, colour_enabled
 
 SCHEMES = ("perfect", "improvement")
 PANEL_NAMES = ("actual", "predicted", "error")
@@ -49,6 +51,20 @@ class HeatmapComputed:
     view: HeatmapView
     scores: list[ModelScore]
     note: str
+    panels: list[tuple[Panel, Table, int]] = field(default_factory=list)  # built in the worker
+
+    def same_numbers(self, other: HeatmapComputed) -> bool:
+        """Nothing to redraw: same choice, same values in every panel, same seeds done."""
+        mine, theirs = self.view.panels(), other.view.panels()
+        return (
+            self.choice == other.choice
+            and self.note == other.note
+            and self.view.matrix.seeds_done == other.view.matrix.seeds_done
+            and len(mine) == len(theirs)
+            and all(
+                np.array_equal(a.values, b.values, equal_nan=True) for a, b in zip(mine, theirs, strict=True)
+            )
+        )
 
 
 def family_matrix(data: AppData, family: str, baseline: str, scheme: str, sets: str) -> FamilyMatrix:
@@ -74,7 +90,14 @@ def family_matrix(data: AppData, family: str, baseline: str, scheme: str, sets: 
 
 
 def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
-    """Everything the screen shows for `choice` (runs in a worker thread: reads eval.json files)."""
+    """Everything the screen shows for `choice`, grids included (runs in a worker thread)."""
+    computed = _compute_view(data, choice)
+    colour = colour_enabled()
+    computed.panels = [(p, *build_panel(computed.view, p, colour=colour)) for p in computed.view.panels()]
+    return computed
+
+
+def _compute_view(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
     heatmap = data.registry.heatmaps[choice.heatmap]
     scheme = "raw" if choice.raw else choice.scheme
     target = family_matrix(data, heatmap.family, heatmap.baseline, scheme, choice.sets)
@@ -149,7 +172,7 @@ class HeatmapScreen(Screen[None]):
 
     def on_resize(self) -> None:
         if self.computed is not None:
-            self._show(self.computed)
+            self._layout_panels(self.computed)
 
     def recompute(self) -> None:
         self._compute(self.choice)
@@ -169,6 +192,8 @@ class HeatmapScreen(Screen[None]):
     def _show(self, computed: HeatmapComputed) -> None:
         if computed.choice != self.choice:
             return  # the user changed the choice meanwhile; a newer computation is on its way
+        if self.computed is not None and computed.same_numbers(self.computed):
+            return  # the periodic re-read found nothing new
         self.computed = computed
         view = computed.view
         heatmap = self.data.registry.heatmaps[computed.choice.heatmap]
@@ -182,19 +207,20 @@ class HeatmapScreen(Screen[None]):
             note = self.query_one("#heatmap-note", Label)
             note.update(computed.note)
             note.display = bool(computed.note)
-            panels = {p.name: p for p in view.panels()}
-            colour = colour_enabled()
-            needed = sum(panel_width(view, p, colour=colour) + 1 for p in panels.values())
-            side_by_side = needed <= self.size.width - 2
-            self.query_one("#heatmap-panels", Horizontal).styles.layout = (
-                "horizontal" if side_by_side else "vertical"
-            )
+            shown = {panel.name: (panel, table, width) for panel, table, width in computed.panels}
             for name in PANEL_NAMES:
                 grid = self.query_one(f"#panel-{name}", HeatmapGrid)
-                grid.display = name in panels
-                if name in panels:
-                    grid.show(view, panels[name])
+                grid.display = name in shown
+                if name in shown:
+                    grid.show(*shown[name])
+            self._layout_panels(computed)
             self._show_scores(computed.scores)
+
+    def _layout_panels(self, computed: HeatmapComputed) -> None:
+        """Side by side when every panel fits the width, else stacked."""
+        needed = sum(width + 1 for _, _, width in computed.panels)
+        layout = "horizontal" if needed <= self.size.width - 2 else "vertical"
+        self.query_one("#heatmap-panels", Horizontal).styles.layout = layout
 
     def _show_scores(self, scores: list[ModelScore]) -> None:
         table = self.query_one("#heatmap-scores", DataTable)

@@ -84,7 +84,7 @@ class HomeScreen(Screen[None]):
         # takes a while (every events.jsonl parsed), and the states fill in when the worker is done.
         self.all_rows = self.data.skeleton_rows()
         self._show_rows()
-        self.refresh_runs()
+        self.call_after_refresh(self.refresh_runs)  # read after the first frame, not competing with it
         self.set_interval(REFRESH_S, self.refresh_runs)
 
     # -- live refresh ---------------------------------------------------------------------------------

@@ -18,11 +18,13 @@ def colour_enabled() -> bool:
     return not os.environ.get("NO_COLOR")
 
 
-def panel_width(view: HeatmapView, panel: Panel, *, colour: bool = True) -> int:
-    """Cells needed to show `panel` without wrapping (to choose side by side or stacked)."""
-    console = Console(width=1000, color_system=None, file=open(os.devnull, "w"))  # noqa: SIM115
-    with console.file:
-        return console.measure(render_panel(view, panel, colour=colour)).maximum
+def build_panel(view: HeatmapView, panel: Panel, *, colour: bool = True) -> tuple[Table, int]:
+    """The panel's Rich table and the cells it needs without wrapping. Pure Rich, so a worker thread builds
+    it and the UI thread only shows it."""
+    table = render_panel(view, panel, colour=colour)
+    with open(os.devnull, "w") as sink:
+        width = Console(width=1000, color_system=None, file=sink).measure(table).maximum
+    return table, width
 
 
 class HeatmapGrid(Static):
@@ -34,14 +36,11 @@ class HeatmapGrid(Static):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
-        self.view: HeatmapView | None = None
         self.panel: Panel | None = None
         self.table: Table | None = None
 
-    def show(self, view: HeatmapView, panel: Panel) -> None:
-        self.view, self.panel = view, panel
-        colour = colour_enabled()
-        self.table = render_panel(view, panel, colour=colour)
+    def show(self, panel: Panel, table: Table, width: int) -> None:
+        self.panel, self.table = panel, table
         # An explicit width: `width: auto` of a Static measured while empty would stay at 1 cell.
-        self.styles.width = panel_width(view, panel, colour=colour) + 1
-        self.update(self.table)
+        self.styles.width = width + 1
+        self.update(table)

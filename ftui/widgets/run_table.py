@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from ftui.app_data import STATE_STYLES, STATE_SYMBOLS, RunRow, format_bar
 from ftui.runrows import format_eta
@@ -120,7 +122,11 @@ class RunTable(DataTable[Text | str]):
         old = self._shown.get(r.key, {})
         for column, value in cells.items():
             if old.get(column) != value:
-                self.update_cell(r.key, column, value, update_width=True)
+                # Widen the column for a longer value, but never narrow it: Textual re-measures the whole
+                # column when a cell shrinks, which made refreshing 500 rows take seconds.
+                width = cell_len(value.plain if isinstance(value, Text) else value)
+                grow = width > self.columns[ColumnKey(column)].content_width
+                self.update_cell(r.key, column, value, update_width=grow)
         self._shown[r.key] = cells
 
     def action_toggle_select(self) -> None:
