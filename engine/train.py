@@ -396,6 +396,9 @@ def _train(
         set_rng_state(state.get("rng", {}))
         start_step = int(state["step"])
         log.log(f"resumed from {resume} at step {start_step:,}")
+        changed = _changed_keys(state.get("config", {}), cfg.to_dict())
+        if changed:
+            log.log(f"warning: config.toml changed since that checkpoint: {', '.join(changed)}")
     log.log(f"model: {model.num_params():,} parameters")
 
     compiled = should_compile(tc.compile, device, total_steps)
@@ -468,6 +471,14 @@ def _train(
     log.log(f"finished: {done:,} steps in {_hms(elapsed)}; weights in {ckpt_dir / FINAL_NAME}")
     log.event("end", action="train", reason="finished", step=done, elapsed_s=elapsed)
     return 0
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
 
 
 def _json(obj: Any) -> str:

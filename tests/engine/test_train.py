@@ -109,8 +109,12 @@ def test_stop_and_resume_reproduce_the_uninterrupted_run(
     assert evs[-2] == {**evs[-2], "event": "checkpoint", "step": 13, "path": "checkpoints/step-00000013.pt"}
     assert not (run_dir / "checkpoints" / "final.pt").exists()
 
+    # a change that does not touch the data order or the model: resumed, with a warning naming it
+    write_run(run_dir, tiny_config(data_root, train={"epochs": 4, "log_every_steps": 4}))
     second: dict[int, Tensor] = {}
     assert run_training(run_dir, on_batch=lambda s, b: second.__setitem__(s, b.clone())) == 0
+    log = (run_dir / "train.log").read_text()
+    assert "warning: config.toml changed since that checkpoint: train.log_every_steps" in log
     restart = [e for e in events(run_dir) if e["event"] == "start"][-1]
     assert restart["resumed_from_step"] == 13
     assert sorted(first) == list(range(13)) and sorted(second) == list(range(13, STEPS))
