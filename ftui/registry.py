@@ -16,6 +16,7 @@ import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,24 @@ class Registry:
     # -- lookups -------------------------------------------------------------------------------------------
 
     def experiment(self, name: str) -> Experiment:
-        for exp in self.experiments:
-            if exp.name == name:
-                return exp
+        if name in self._experiments_by_name:
+            return self._experiments_by_name[name]
         raise self._error(f"unknown experiment {name!r}", name, [e.name for e in self.experiments])
 
     def all_runs(self) -> list[Run]:
         """Every run: experiments in order, each experiment's seeds in order."""
-        return [self._make_run(exp, seed) for exp in self.experiments for seed in exp.seeds]
+        return list(self._runs_by_key.values())
+
+    # Computed once per registry (cached_property writes the instance __dict__, which a frozen dataclass
+    # allows): `run()` and `dependencies()` are called per job by the runner, so they must not rebuild.
+    @cached_property
+    def _experiments_by_name(self) -> dict[str, Experiment]:
+        return {exp.name: exp for exp in self.experiments}
+
+    @cached_property
+    def _runs_by_key(self) -> dict[str, Run]:
+        runs = (self._make_run(exp, seed) for exp in self.experiments for seed in exp.seeds)
+        return {run.key: run for run in runs}
 
     def runs(self, patterns: Sequence[str] = ()) -> list[Run]:
         """Runs whose experiment name, run key or family matches any glob pattern (all runs if none given).
@@ -103,10 +114,9 @@ class Registry:
 
     def run(self, key: str) -> Run:
         """The run with this key; an experiment name is accepted when the experiment has one seed."""
+        if key in self._runs_by_key:
+            return self._runs_by_key[key]
         runs = self.all_runs()
-        for run in runs:
-            if run.key == key:
-                return run
         several = [r.key for r in runs if r.experiment.name == key]
         if several:
             raise self._error(f"experiment {key!r} has several seeds: name one run ({', '.join(several)})")
@@ -192,7 +202,7 @@ class Registry:
         key = run_key(exp.name, seed, exp.seeds)
         parent_key = None
         if exp.parent is not None:
-            parent = next(e for e in self.experiments if e.name == exp.parent)
+            parent = self._experiments_by_name[exp.parent]
             parent_key = run_key(parent.name, seed, parent.seeds)
         return Run(exp, seed, key, key, parent_key)
 
