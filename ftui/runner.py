@@ -61,13 +61,20 @@ class WorkerLock:
         self.path = Path(runs_dir) / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, wait_s: float = 0.25) -> bool:
+        """Take the lock; False when another worker holds it. `worker_pid` probes it with a shared lock for a
+        few microseconds, so a failure is retried for `wait_s` before conceding to another worker."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {procs.start_ticks(os.getpid())}\n".encode())
         self._fd = fd

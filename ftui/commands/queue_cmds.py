@@ -262,12 +262,13 @@ def follow_log(log: Path, follow: bool, last: int | None, poll_s: float = 0.25) 
     offset = 0
     try:
         if log.exists():
-            data = log.read_bytes()
+            with open(log, "rb") as f:
+                data = f.read()
+            offset = len(data)  # exactly what was read: a line appended meanwhile is printed next
             if last is not None:
                 data = b"".join(data.splitlines(keepends=True)[-last:]) if last > 0 else b""
             out.write(data)
             out.flush()
-            offset = log.stat().st_size
         while follow:
             time.sleep(poll_s)
             try:
