@@ -78,8 +78,13 @@ def generate(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     use_cache: bool = True,
+    graphed: bool = False,
 ) -> list[str]:
-    """Greedy completions (the text after `=`, EOS stripped) of `prompts` (without the `=`)."""
+    """Greedy completions (the text after `=`, EOS stripped) of `prompts` (without the `=`).
+
+    graphed (CUDA only): replay a captured decode step (engine/cuda_graphs.py) instead of launching each
+    step's kernels from Python; the last, smaller batch of a length is padded to the captured batch size.
+    """
     from engine.tokenizer import EOS, PAD, decode, encode_batch
 
     if not prompts:
@@ -92,12 +97,37 @@ def generate(
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
             idx = torch.from_numpy(rows[chunk, :length].astype(np.int64)).to(device)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                out = decode_batch(model, idx, max_new_tokens, EOS, use_cache, amp_dtype or torch.float32)
+            if graphed:
+                out = _graphed_decode(model, idx, min(batch_size, len(members)), max_new_tokens, amp_dtype)
+            else:
+                with torch.autocast(
+                    device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+                ):
+                    out = decode_batch(model, idx, max_new_tokens, EOS, use_cache, amp_dtype or torch.float32)
             for i, tokens in zip(chunk.tolist(), out.tolist(), strict=True):
                 end = tokens.index(EOS) if EOS in tokens else len(tokens)
                 completions[i] = decode(tokens[:end])
     return completions
+
+
+_DECODERS: dict[tuple[int, int, int, int], Any] = {}
+
+
+def _graphed_decode(
+    model: Transformer, idx: Tensor, batch: int, max_new_tokens: int, amp_dtype: torch.dtype | None
+) -> Tensor:
+    """Decode idx with a captured step, one graph per (model, batch, prompt length, token limit)."""
+    from engine.cuda_graphs import GraphedDecoder
+    from engine.tokenizer import EOS
+
+    n, length = idx.shape
+    key = (id(model), batch, length, max_new_tokens)
+    decoder = _DECODERS.get(key)
+    if decoder is None:
+        decoder = _DECODERS[key] = GraphedDecoder(model, batch, length, max_new_tokens, EOS, amp_dtype)
+    if n < batch:  # pad with copies of the first row; their outputs are dropped
+        idx = torch.cat([idx, idx[:1].expand(batch - n, length)])
+    return decoder.decode(idx)[:n]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -199,7 +229,10 @@ def _evaluate(
             return 128 + stop["signum"]
         task = get_task(es.task)
         t0 = time.monotonic()
-        completions = generate(model, es.prompts, task.max_new_tokens, ec.batch_size, device, amp_dtype)
+        completions = generate(
+            model, es.prompts, task.max_new_tokens, ec.batch_size, device, amp_dtype,
+            graphed=device.type == "cuda" and cfg.train.compile != "off",
+        )  # fmt: skip
         values, failed = task.score(completions, es.answers)
         res = SetResult(es.key, es.task, es.set, task.metric, np.asarray(values, dtype=np.float64),
                         np.asarray(failed, dtype=bool))  # fmt: skip

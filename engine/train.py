@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,8 +48,14 @@ from engine.config import ConfigError, RunConfig, TrainConfig, parse_config, rea
 from engine.model import Transformer, parameter_groups
 from engine.runlog import EVENTS_NAME, RunLog, log_only
 
-COMPILE_AUTO_MIN_STEPS = 5000  # below this, compiling (8-22 s) costs more than it saves
+if TYPE_CHECKING:
+    from engine.cuda_graphs import GraphedTrainLoop
+
+# Compiling costs ~21 s on an H100 and, inside the CUDA graph, saves ~2.2 ms a step (245 -> 532 steps/s at the
+# paper shape, bench/gpu_bench.py): it pays after ~10,000 steps.
+COMPILE_AUTO_MIN_STEPS = 10_000
 COMPILE_MODE = "default"  # torch.compile mode on CUDA (bench/train_bench.py compares the modes)
+GRAPH_AUTO_MIN_STEPS = 200  # CUDA-graph capture (~1 s) pays for itself within a few hundred steps
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,6 +81,13 @@ def should_compile(policy: str, device: torch.device, total_steps: int) -> bool:
     if policy == "on":
         return True
     return policy == "auto" and device.type == "cuda" and total_steps >= COMPILE_AUTO_MIN_STEPS
+
+
+def should_capture(policy: str, device: torch.device, total_steps: int) -> bool:
+    """CUDA-graph the whole step (engine/cuda_graphs.py): capture costs ~1 s, so any real run pays for it."""
+    if device.type != "cuda" or policy == "off":
+        return False
+    return policy == "on" or total_steps >= GRAPH_AUTO_MIN_STEPS
 
 
 def describe_device(device: torch.device) -> str:
@@ -211,7 +224,13 @@ class TrainLoop:
         return value
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device, capturable: bool = False
+) -> torch.optim.AdamW:
+    if capturable:  # state and lr on the device, so a CUDA graph can capture step()
+        from engine.cuda_graphs import capturable_adamw
+
+        return capturable_adamw(parameter_groups(model, cfg.weight_decay), cfg.lr, cfg.betas, device)
     return torch.optim.AdamW(
         parameter_groups(model, cfg.weight_decay),
         lr=cfg.lr,
@@ -385,7 +404,8 @@ def _train(
         model.load_state_dict(parent_state["model"])
         log.log(f"initialised from parent {cfg.parent} (step {parent_state.get('step')})")
     model.to(device)
-    optimizer = make_optimizer(model, tc, device)
+    graphed = should_capture(tc.compile, device, total_steps) and on_batch is None
+    optimizer = make_optimizer(model, tc, device, capturable=graphed)
     start_step = 0
     resume = latest_checkpoint(run_dir)
     if resume is not None:
@@ -401,9 +421,21 @@ def _train(
             log.log(f"warning: config.toml changed since that checkpoint: {', '.join(changed)}")
     log.log(f"model: {model.num_params():,} parameters")
 
-    compiled = should_compile(tc.compile, device, total_steps)
-    mode = (COMPILE_MODE if device.type == "cuda" else "default") if compiled else None
-    loop = TrainLoop(model, optimizer, batcher, tc, total_steps, tokenizer.PAD, amp_dtype, mode, on_batch)
+    loop: TrainLoop | GraphedTrainLoop
+    if graphed:
+        from engine.cuda_graphs import GraphedTrainLoop
+
+        fuse = should_compile(tc.compile, device, total_steps)
+        mode: str | None = "cuda-graph+compile" if fuse else "cuda-graph"
+        loop = GraphedTrainLoop(
+            model, optimizer, batcher.indices, tokens, tc.batch_size,
+            lambda s: lr_at(s, total_steps, tc.warmup_steps, tc.lr), tc.grad_clip, tokenizer.PAD, amp_dtype,
+            compile_loss=fuse,
+        )  # fmt: skip
+    else:
+        compiled = should_compile(tc.compile, device, total_steps)
+        mode = (COMPILE_MODE if device.type == "cuda" else "default") if compiled else None
+        loop = TrainLoop(model, optimizer, batcher, tc, total_steps, tokenizer.PAD, amp_dtype, mode, on_batch)
     log.event(
         "start",
         action="train",
