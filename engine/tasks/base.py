@@ -185,7 +185,11 @@ class Task:
 
     def score(self, completions: Sequence[str], answers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(value per example, parse_failed per example): |pred - true| or 1.0/0.0; failure value if
-        unparsable."""
+        unparsable.
+
+        An absolute error is capped at the failure value: an answer that misses by more than the worst
+        meaningful error (a 30-digit number, say) is no better than no answer, and uncapped it would let one
+        runaway example dominate a set's mean and the heatmap normalisation built on it."""
         if len(completions) != len(answers):
             raise ValueError(f"{len(completions)} completions for {len(answers)} answers")
         values = np.empty(len(answers), dtype=np.float64)
@@ -200,7 +204,7 @@ class Task:
             elif self.metric == "accuracy":
                 values[i] = float(predicted == truth)
             else:
-                values[i] = float(abs(predicted - truth))
+                values[i] = min(float(abs(predicted - truth)), self.failure_value)
         return values, failed
 
 

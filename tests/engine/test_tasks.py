@@ -293,6 +293,14 @@ def test_scoring_numbers_and_failures() -> None:
         d.score(["1"], [])
 
 
+def test_absolute_error_is_capped_at_the_failure_value() -> None:
+    # A runaway answer parses but is no better than no answer; it must not swamp the set's mean.
+    p = get_task("perimeter")
+    values, failed = p.score(["9" * 30, "25000", "19000"], ["1000", "1000", "1000"])
+    assert values.tolist() == [20_000.0, 20_000.0, 18_000.0]
+    assert failed.tolist() == [False, False, False]
+
+
 def test_scoring_labels() -> None:
     c = get_task("compass")
     values, failed = c.score(["NE", "ne", "N", "NNE", ""], ["NE", "NE", "NE", "NE", "S"])
