@@ -135,9 +135,9 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
         ("progress", "right"),
         ("ETA", "right"),
         ("loss", "right"),
-        ("result / reason", "left"),
+        ("result", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=name != "result / reason")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name != "result")  # type: ignore[arg-type]
     styles = {"running": "yellow", "done": "green", "failed": "red", "blocked": "red", "cancelled": "magenta"}
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")

@@ -236,14 +236,31 @@ class Store:
                     if dep is not None and dep["state"] in OPEN_STATES:
                         dep_ids.append(dep["id"])
                 if row is not None and row["state"] in OPEN_STATES and row["state"] != BLOCKED:
+                    job_id = row["id"]
                     if force_this and row["state"] == RUNNING:
                         result.refused.append(
                             (spec, f"{spec.run_key} {spec.action} is running: cancel it first")
                         )
-                    elif before.get(row["id"]) == BLOCKED:  # unblocked by re-queueing its dependency above
-                        result.queued.append(tx.job(c, row["id"]))
-                    else:
-                        result.kept.append(tx.job(c, row["id"]))
+                        continue
+                    changed = before.get(job_id) == BLOCKED  # unblocked by re-queueing its dependency above
+                    if row["state"] in (QUEUED, WAITING):
+                        # a dependency re-queued by this launch (e.g. --force on the parent) must finish first
+                        have = {
+                            r["dep_id"]
+                            for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])
+                        }
+                        added = set(dep_ids) - have
+                        if added:
+                            c.executemany(
+                                "INSERT INTO deps(job_id, dep_id) VALUES (?, ?)", [(job_id, d) for d in added]
+                            )
+                            tx.set_state(c, job_id, WAITING, "waiting for a re-queued dependency")
+                            tx.settle(c, job_id)
+                            changed = True
+                        if force_this and spec.action == "train" and not row["restart"]:
+                            c.execute("UPDATE jobs SET restart = 1 WHERE id = ?", [job_id])  # not started yet
+                            changed = True
+                    (result.queued if changed else result.kept).append(tx.job(c, job_id))
                     continue
                 if (
                     not force_this

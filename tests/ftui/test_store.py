@@ -98,6 +98,10 @@ def test_skips_what_is_done_on_disk_unless_forced(tmp_path: Path) -> None:
     assert states(store) == {"pt eval": QUEUED, "ft train": QUEUED, "ft eval": WAITING}
     forced = store.enqueue([JobSpec("pt", "pt", "pt", "train", force=True)])
     assert forced.queued[0].restart == 1
+    queued_ft = store.enqueue([JobSpec("ft", "ft", "ft", "train", (("pt", "train"),), force=True)])
+    assert queued_ft.queued[0].restart == 1  # forced before it ran: it will train from scratch
+    # ft was queued while pt counted as trained; pt's forced retraining is now queued: ft waits for it
+    assert queued_ft.queued[0].state == WAITING and queued_ft.queued[0].deps == (forced.queued[0].id,)
 
 
 def test_dependency_flow_failure_blocks_and_retry_unblocks(tmp_path: Path) -> None:
