@@ -50,13 +50,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.set_defaults(func=_guarded(cmd_retry))
 
-    if "list" not in subparsers.choices:  # replaces the registry's early `list` (see docs/runner.md)
-        p = _global_options(
-            subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
-        )
-        p.add_argument("patterns", nargs="*", metavar="PATTERN")
-        p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
-        p.set_defaults(func=_guarded(cmd_list))
+    p = _global_options(subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result"))
+    p.add_argument("patterns", nargs="*", metavar="PATTERN")
+    p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
+    p.set_defaults(func=_guarded(cmd_list))
 
     p = _global_options(
         subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")

@@ -1,4 +1,4 @@
-"""`ftui validate`, `ftui prepare` and `ftui list`: the registry on the command line.
+"""`ftui validate` and `ftui prepare`: the registry on the command line (`ftui list` is in queue_cmds).
 
 Exit codes: 0 ok, 2 invalid registry or bad request (every problem printed to stderr, never a traceback).
 `registry_rows` builds the table rows so the queue commands can reuse (and extend) them.
@@ -42,13 +42,6 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--force", action="store_true", help="overwrite the config of a run that already started"
     )
     prepare.set_defaults(func=cmd_prepare)
-
-    # The queue commands register a richer `list` (state, progress); this one stands in until they do.
-    if "list" not in subparsers.choices:
-        lst = subparsers.add_parser("list", help="list experiments (name, family, tasks, parent, seeds)")
-        lst.add_argument("patterns", nargs="*", metavar="PATTERN", help="experiment, run or family (globs)")
-        lst.add_argument("--json", action="store_true", help="machine-readable output")
-        lst.set_defaults(func=cmd_list)
 
 
 def _doc(func: Any) -> str:
@@ -166,23 +159,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     console.print(summary_line(registry, runs), highlight=False)
     profiles = ", ".join(registry.profiles)
     console.print(f"profiles: {profiles} (default {registry.study.default_profile})", highlight=False)
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """List the experiments matching the patterns (all when none): name, family, tasks, parent, seeds."""
-    try:
-        registry = load_registry(args.registry)
-        runs = registry.runs(args.patterns)
-    except RegistryError as error:
-        return report_error(error, args.json)
-    rows = registry_rows(registry, runs)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    console = _console()
-    console.print(rows_table(rows))
-    console.print(summary_line(registry, runs), highlight=False)
     return 0
 
 

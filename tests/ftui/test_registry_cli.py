@@ -1,4 +1,4 @@
-"""`ftui validate`, `ftui prepare`, `ftui list` (the registry commands) end to end."""
+"""`ftui validate` and `ftui prepare` (the registry commands) end to end."""
 
 from __future__ import annotations
 
@@ -153,25 +153,6 @@ def test_registry_rows_for_selected_runs() -> None:
     rows = registry_cmds.registry_rows(registry, registry.runs(["ftwb3-*"]))
     assert [r["name"] for r in rows] == [f"ftwb3-{i}" for i in range(1, 8)]
     assert rows[0]["codes"] == ["D", "T", "A"] and rows[0]["warmup"] is True and rows[0]["parent"] == "pt1"
-
-
-# `ftui list` below is a stand-in that the queue commands replace: delete these two tests with it.
-def test_list_with_pattern(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_registry_cmd(["--registry", str(MINI), "list", "single-*", "--json"]) == 0
-    rows: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
-    assert [(r["name"], r["codes"], r["parent"], r["seeds"]) for r in rows] == [
-        ("single-1", ["D"], "base", [7]),
-        ("single-2", ["A"], "base", [7]),
-        ("single-3", ["Co"], "base", [7]),
-    ]
-    assert run_registry_cmd(["--registry", str(MINI), "list", "pair"]) == 0
-    out = capsys.readouterr().out
-    assert "pair-3" in out and "Co D" in out and "3 experiments, 3 runs (seed 7)" in out
-
-
-def test_list_unknown_pattern_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_registry_cmd(["--registry", str(MINI), "list", "nope*"]) == 2
-    assert "pattern 'nope*' matches no experiment" in capsys.readouterr().err
 
 
 @pytest.mark.slow
