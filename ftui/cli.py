@@ -29,16 +29,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ftui {__version__}")
     parser.add_argument(
-        "--registry", type=Path, default=Path("experiments.toml"), help="the registry file (./experiments.toml)"
+        "--registry",
+        type=Path,
+        default=Path("experiments.toml"),
+        help="the registry file (./experiments.toml)",
     )
     parser.add_argument(
         "--runs", type=Path, default=None, help="the runs folder (default: the registry's, else ./runs)"
     )
     parser.add_argument("--profile", default=None, help="size profile (default: the registry's)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="browse only: no launch, cancel or retry (automatic for a results archive)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(subparsers)
     return parser
+
+
+# A folder of results brought back from another machine (scripts/reduced_sweep.sh writes it): browse only.
+RESULTS_MARKER = "RESULTS.json"
+CHANGING_COMMANDS = frozenset({"launch", "eval", "cancel", "retry", "prepare", "worker"})
+
+
+def is_results_archive(runs: Path | None) -> bool:
+    return runs is not None and (runs / RESULTS_MARKER).is_file()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         from ftui.app import run_app
 
+        args.read_only = args.read_only or is_results_archive(args.runs)
         return run_app(args)
+    if args.command in CHANGING_COMMANDS and (args.read_only or is_results_archive(args.runs)):
+        where = args.runs or "the runs folder"
+        print(f"ftui: {where} is read-only here; `ftui {args.command}` would change it", file=sys.stderr)
+        return 2
     result: int = args.func(args)
     return result
 

@@ -1,4 +1,4 @@
-"""Shared test set-up: the `gpu` marker skips without CUDA (checked lazily so ftui tests never import torch)."""
+"""Shared test set-up: the `gpu` marker skips without CUDA (checked lazily: ftui tests never import torch)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,9 @@ from tests.conftest import REPO_ROOT
 
 def _imported_in_subprocess(code: str) -> set[str]:
     probe = f"{code}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     return set(out.stdout.split())
 
 
