@@ -62,7 +62,7 @@ def test_shipped_study_expands_to_71_experiments(shipped: Registry) -> None:
     for exp in shipped.experiments[1:]:
         assert exp.kind == "finetune" and exp.parent == "pt1"
         assert exp.warmup == exp.family.startswith("ftwb")  # type: ignore[union-attr]
-    assert {p for p in shipped.profiles} == {"paper", "small", "smoke"}
+    assert {p for p in shipped.profiles} == {"paper", "reduced", "small", "smoke"}
 
 
 def test_shipped_task_sets_match_the_study(shipped: Registry) -> None:
