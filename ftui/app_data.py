@@ -68,6 +68,16 @@ class RunRow:
         return max(0.0, min(1.0, self.step / self.total_steps))
 
 
+def where_label(d: dict[str, Any]) -> str | None:
+    """The home table's GPU column: the local slot while running; a Slurm job's id, partition and node
+    ("slurm 1234 gpu/node07") while it runs and after, so a failed run's Slurm job can be looked up."""
+    if d.get("slurm_id"):
+        from ftui.runrows import slurm_label
+
+        return f"slurm {slurm_label(d)}"
+    return d["gpu"] if d["state"] == "running" else None
+
+
 def format_bar(fraction: float | None, width: int = 10) -> str:
     if fraction is None:
         return ""
@@ -189,7 +199,7 @@ class AppData:
             total_steps=total,
             loss=d["loss"],
             eta_s=d["eta_s"],
-            gpu=d["gpu"] if d["state"] == "running" else None,
+            gpu=where_label(d),
             result=d["result"],
             reason=d["reason"],
         )

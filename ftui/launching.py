@@ -8,12 +8,12 @@ transaction, then make sure a worker runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ftui.runstate import is_trained
-from ftui.store import OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
+from ftui.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
 
 
 class LaunchError(Exception):
@@ -93,23 +93,26 @@ def launch(
     force: bool = False,
     start_worker: bool = True,
     store: Store | None = None,
+    executor: str | None = None,
 ) -> LaunchReport:
     """Queue `actions` for `runs` (registry Run objects) with their missing dependencies. Raises LaunchError
-    (nothing queued) for an unsupported executor or a forced redo of a running job, and the registry's
-    RegistryError for a bad config or a config clash."""
+    (nothing queued) for an unknown executor or a forced redo of a running job, and the registry's
+    RegistryError for a bad config or a config clash. `executor` overrides [runner] executor for the jobs
+    this launch queues (jobs already queued keep theirs)."""
     from ftui.registry import write_run_config
     from ftui.runner import ensure_worker
 
     settings = registry.runner
-    if settings.executor != "local":
-        raise LaunchError(
-            f"{registry.path}: [runner] executor = {settings.executor!r} is not supported by this worker "
-            "(allowed: 'local')"
-        )
+    if executor is not None:
+        if executor not in EXECUTORS:
+            raise LaunchError(f"unknown executor {executor!r} (allowed: {', '.join(EXECUTORS)})")
+        settings = replace(settings, executor=executor)
     registry.profile(profile)  # an unknown profile is an error even when everything is already done
     runs_dir = Path(runs_dir)
     store = store or Store(runs_dir)
-    specs = plan(registry, runs, actions, only=only, force=force)
+    specs = [
+        replace(s, executor=settings.executor) for s in plan(registry, runs, actions, only=only, force=force)
+    ]
     jobs = {(j.run_key, j.action): j for j in store.jobs(run_keys={s.run_key for s in specs})}
     running = [s for s in specs if s.force and (j := jobs.get((s.run_key, s.action))) and j.state == RUNNING]
     if running:

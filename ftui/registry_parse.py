@@ -9,6 +9,7 @@ heatmaps in `registry_experiments`.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ftui.registry_schema import (
     EXECUTORS,
     NORMALISATIONS,
     RUNNER_KEYS,
+    SLURM_KEYS,
     STUDY_KEYS,
     TASK_KEYS,
     TOP_KEYS,
@@ -36,6 +38,7 @@ from ftui.registry_types import (
     HeatmapDef,
     Profile,
     RunnerSettings,
+    SlurmSettings,
     Study,
     TaskInfo,
 )
@@ -221,4 +224,81 @@ def _parse_runner(ctx: Collector, raw: dict[str, Any]) -> RunnerSettings:
     if executor not in EXECUTORS:
         bad("executor", f"unknown executor {executor!r}" + did_you_mean(str(executor), EXECUTORS))
         executor = defaults.executor
-    return RunnerSettings(gpus, jobs_per_gpu, cpu_jobs, crash, float(grace), executor)
+    slurm_raw = raw.get("slurm", {})
+    if not isinstance(slurm_raw, dict):
+        bad("slurm", "must be a table [runner.slurm]")
+        slurm_raw = {}
+    slurm = _parse_slurm(ctx, slurm_raw)
+    return RunnerSettings(gpus, jobs_per_gpu, cpu_jobs, crash, float(grace), executor, slurm)
+
+
+# Values of [runner.slurm] become #SBATCH options: each must be one plain token of the form Slurm documents.
+# (They are also shell-quoted when written, so a value can never become a command.)
+_SLURM_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    "partition": (
+        re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$"),
+        'a partition name like "gpu" or "gpu,long"',
+    ),
+    "account": (re.compile(r"^[A-Za-z0-9_.-]+$"), 'an account name like "proj-123"'),
+    "time": (
+        re.compile(r"^((\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE)$"),
+        'a Slurm time like "90" (minutes), "2:00:00" or "1-12:00:00"',
+    ),
+    "gres": (re.compile(r"^[A-Za-z0-9_.:,-]+$"), 'a GRES string like "gpu:1" or "gpu:a100:2"'),
+    "mem": (re.compile(r"^\d+[KMGT]?$"), 'a memory size like "16G" or "8000M"'),
+}
+
+
+def _splits(line: str) -> bool:
+    try:
+        shlex.split(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_slurm(ctx: Collector, raw: dict[str, Any]) -> SlurmSettings:
+    ctx.unknown_keys(raw, SLURM_KEYS, "runner.slurm", "runner.slurm")
+    defaults = SlurmSettings()
+    values: dict[str, Any] = {}
+
+    def bad(fld: str, message: str) -> None:
+        ctx.add("runner.slurm", fld, message, table="runner.slurm", key=fld)
+
+    for key, (pattern, rule) in _SLURM_FORMATS.items():
+        if key not in raw:
+            continue
+        v = raw[key]
+        if not isinstance(v, str) or not pattern.match(v):
+            bad(key, f"must be {rule}, got {v!r}")
+        else:
+            values[key] = v
+    if "cpus" in raw:
+        v = raw["cpus"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            bad("cpus", f"must be an integer >= 1 (CPUs per job), got {v!r}")
+        else:
+            values["cpus"] = v
+    for key, what in (("sbatch", "an #SBATCH option"), ("setup", "a shell line")):
+        lines = raw.get(key, [])
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            bad(key, f"must be a list of strings, each {what}, got {lines!r}")
+            continue
+        good = []
+        for line in lines:
+            if any(c in line for c in "\n\r\0") or not line.strip():
+                bad(key, f"each entry must be one non-empty line (no newline), got {line!r}")
+            elif key == "sbatch" and not line.lstrip().startswith("-"):
+                bad(key, f'each entry must be an option starting with "-", like "--qos=high", got {line!r}')
+            elif key == "sbatch" and not _splits(line):
+                bad(key, f"unbalanced quotes in {line!r}")
+            else:
+                good.append(line.strip())
+        values[key] = tuple(good)
+    if "poll_s" in raw:
+        v = raw["poll_s"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            bad("poll_s", f"must be a number of seconds > 0, got {v!r}")
+        else:
+            values["poll_s"] = float(v)
+    return SlurmSettings(**{**defaults.__dict__, **values})

@@ -47,7 +47,24 @@ class RunnerSettings:
     cpu_jobs: int = 1  # jobs at once when no GPU is used
     on_worker_crash: str = "resume"  # "resume" re-queues jobs of a dead worker, "fail" marks them failed
     grace_s: float = 30.0  # SIGTERM -> SIGKILL delay when cancelling
-    executor: str = "local"
+    executor: str = "local"  # "local" (engine processes on this machine) or "slurm" (sbatch jobs)
+    slurm: SlurmSettings = field(default_factory=lambda: SlurmSettings())
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """[runner.slurm]: what each job's `job.sbatch` asks Slurm for. None: the option is left out (the
+    cluster's default applies)."""
+
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None  # --time, e.g. "2:00:00" or "1-00:00:00"
+    gres: str | None = None  # --gres, e.g. "gpu:1" or "gpu:a100:1"
+    cpus: int | None = None  # --cpus-per-task
+    mem: str | None = None  # --mem, e.g. "16G"
+    sbatch: tuple[str, ...] = ()  # extra #SBATCH options, one per line, e.g. "--qos=high"
+    setup: tuple[str, ...] = ()  # raw shell lines run before the engine, e.g. "module load cuda/12.4"
+    poll_s: float = 10.0  # seconds between squeue polls
 
 
 @dataclass(frozen=True)

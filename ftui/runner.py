@@ -2,9 +2,9 @@
 
 One worker per runs folder (an fcntl lock on `runs/.worker.lock`; a second worker exits quietly). It never
 reads the registry: a job row and its run folder hold everything it needs, so queued work keeps running when
-experiments.toml changes. Each engine process gets its own session and process group, stdin from /dev/null and
-stdout+stderr appended to `RUN_DIR/train.log`; killing the worker (even with SIGKILL) leaves them running,
-and the next worker adopts them (same pid AND same start time) instead of starting them twice.
+experiments.toml changes. The worker keeps the queue (dependencies, states, retries); each job's executor
+runs it: `local` engine processes (ftui.executors.local: own session and process group, adopted by the next
+worker after a crash) or `slurm` batch jobs (ftui.executors.slurm: submitted when ready, polled, scancel).
 
     python -m ftui.runner RUNS_DIR [--idle-exit S] [--poll S]     (what `ensure_worker` starts)
 """
@@ -20,17 +20,20 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ftui import procs
-from ftui.gpus import Slot, build_slots, detect_gpus, job_env
+from ftui.executors.base import JOB_TAG, Executor, finished_on_disk
+from ftui.executors.local import LocalExecutor, Tracked
+from ftui.executors.slurm import SlurmExecutor
+from ftui.gpus import Slot, build_slots, detect_gpus
 from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError
+
+__all__ = ["JOB_TAG", "LOG_NAME", "Tracked", "Worker", "ensure_worker", "stop_worker", "worker_pid"]
 
 LOCK_NAME = ".worker.lock"
 LOG_NAME = ".worker.log"
-JOB_TAG = "FTUI_JOB"  # in each engine's environment: finds a process started just before a worker crash
 DEFAULT_SETTINGS: dict[str, Any] = {
     "gpus": "auto",
     "jobs_per_gpu": 1,
@@ -38,20 +41,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "on_worker_crash": "resume",
     "grace_s": 30.0,
     "executor": "local",
+    "slurm": {},
 }
-
-
-@dataclass
-class Tracked:
-    """A running engine process the worker watches: its child (popen) or one adopted from a dead worker."""
-
-    job_id: int
-    pid: int
-    pid_start: int | None
-    pgid: int
-    slot: str
-    popen: subprocess.Popen[bytes] | None
-    kill_sent: bool = False
 
 
 class WorkerLock:
@@ -173,7 +164,8 @@ class Worker:
         self._gpus = list(gpus) if gpus is not None else None  # None: detect with nvidia-smi once
         self._log_stream = log or sys.stderr
         self.lock = WorkerLock(self.runs_dir)
-        self.tracked: dict[int, Tracked] = {}
+        self.local = LocalExecutor(self.store, self.log)
+        self.slurm = SlurmExecutor(self.store, self.log)
         self._wake = threading.Event()
         self._stop = False
 
@@ -193,7 +185,7 @@ class Worker:
             idle_since: float | None = None
             while not self._stop:
                 self._guard(self.step)
-                busy = bool(self.tracked) or self._guard(self.store.has_pending, default=True)
+                busy = self.active() > 0 or self._guard(self.store.has_pending, default=True)
                 now = time.monotonic()
                 if busy:
                     idle_since = None
@@ -204,11 +196,19 @@ class Worker:
                     return 0
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
-            self.log(f"stopping; {len(self.tracked)} running job(s) keep running and will be adopted")
+            self.log(f"stopping; {self.active()} running job(s) keep running and will be adopted")
             return 0
         finally:
             self.lock.release()
             self.store.close()
+
+    @property
+    def tracked(self) -> dict[int, Tracked]:
+        """The local engine processes being watched (by job id)."""
+        return self.local.tracked
+
+    def active(self) -> int:
+        return self.local.active() + self.slurm.active()
 
     def _release_if_still_idle(self) -> bool:
         """Drop the lock, then look once more: a launch that saw the lock taken committed its jobs before we
@@ -270,26 +270,19 @@ class Worker:
 
     # ---- reconciling after a restart ----------------------------------------------------------------------
     def reconcile(self) -> bool:
-        """Make the jobs marked running match reality: adopt live processes, settle vanished ones."""
+        """Make the jobs marked running match reality: adopt live ones, settle vanished ones."""
         settings = self.settings()
         for job in self.store.jobs(states=[RUNNING]):
-            pid, start = job.pid, job.pid_start
-            if pid is None:  # the last worker died between claiming the job and recording its process
-                found = procs.find_tagged(JOB_TAG, self._tag(job))
-                if found:
-                    pid, start = found[0], procs.start_ticks(found[0])
-                    self.store.record_process(job.id, pid, start, os.getpgid(pid))
-            if pid is not None and procs.is_alive(pid, start):
-                self.tracked[job.id] = Tracked(job.id, pid, start, job.pgid or pid, job.slot or "cpu", None)
-                self.store.record_process(
-                    job.id, pid, start, job.pgid or pid, "running (adopted by a new worker)"
-                )
-                self.log(f"adopted {job.run_key} {job.action} (pid {pid})")
+            executor = self.executor_of(job)
+            if executor.adopt(job, settings):
                 continue
-            if self._finished_on_disk(job):
+            if finished_on_disk(self.store, job):
                 self.store.finish(job.id, DONE, "finished while no worker watched it")
             elif job.cancel_requested:
                 self.store.finish(job.id, CANCELLED, "cancelled (process gone)")
+            elif executor is self.slurm:  # claimed but never submitted: it never ran, so queue it again
+                self.store.requeue_interrupted(job.id, "not submitted before a worker crash; queued again")
+                self.log(f"re-queued unsubmitted {job.run_key} {job.action}")
             elif settings["on_worker_crash"] == "resume":
                 self.store.requeue_interrupted(
                     job.id, "interrupted (worker crash); resuming from its checkpoint"
@@ -300,144 +293,58 @@ class Worker:
                 self.log(f"lost {job.run_key} {job.action}")
         return True
 
-    def _tag(self, job: Job) -> str:
-        return f"{self.store.db_path}#{job.id}#{job.attempts}"
+    # ---- executors ----------------------------------------------------------------------------------------
+    def executor_of(self, job: Job) -> Executor:
+        return self.slurm if job.executor == "slurm" else self.local
 
-    def _finished_on_disk(self, job: Job) -> bool:
-        run_dir = self.store.run_dir(job.rel_dir)
-        if job.action == "train":
-            return (run_dir / "checkpoints" / "final.pt").is_file()
-        try:
-            return (run_dir / "eval.json").stat().st_mtime >= (job.started or 0)
-        except OSError:
-            return False
-
-    # ---- processes ----------------------------------------------------------------------------------------
     def reap(self) -> None:
-        for job_id, t in list(self.tracked.items()):
-            if t.popen is not None:
-                rc = t.popen.poll()
-                if rc is None:
-                    continue
-            elif procs.is_alive(t.pid, t.pid_start):
-                continue
-            else:
-                rc = None  # adopted: not our child, so its exit status is unknown
-            job = self.store.job(job_id)
-            if job is None:
-                del self.tracked[job_id]
-                continue
-            if procs.group_members(t.pgid):  # stragglers the engine left behind in its group
-                procs.signal_group(t.pgid, signal.SIGKILL)
-            state, reason, code, sig = self._outcome(job, rc)
-            self.store.finish(job_id, state, reason, exit_code=code, signal=sig)
-            del self.tracked[job_id]  # only after the outcome is committed (a locked db retries next pass)
-            self.log(f"{job.run_key} {job.action}: {state} ({reason})")
-
-    def _outcome(self, job: Job, rc: int | None) -> tuple[str, str, int | None, int | None]:
-        code = rc if rc is not None and rc >= 0 else None
-        sig = -rc if rc is not None and rc < 0 else None
-        if job.cancel_requested:
-            return CANCELLED, "cancelled by the user", code, sig
-        if rc is None:
-            if self._finished_on_disk(job):
-                return DONE, "finished (adopted process; exit status unknown)", None, None
-            return FAILED, f"adopted process ended without finishing{self._last_words(job)}", None, None
-        if rc == 0:
-            if self._finished_on_disk(job):
-                return DONE, "exit 0", 0, None
-            what = "checkpoints/final.pt" if job.action == "train" else "a new eval.json"
-            return FAILED, f"exit 0 but no {what}", 0, None
-        if sig is not None:
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            return FAILED, f"killed by {name}", None, sig
-        if rc == 143:
-            return FAILED, "terminated by SIGTERM (checkpoint saved)", rc, None
-        label = "bad config" if rc == 2 else "exit"
-        return FAILED, f"{label} {rc}{self._last_words(job)}", rc, None
-
-    def _last_words(self, job: Job) -> str:
-        """The last line of the run's log, so `ftui list` says why without opening it."""
-        try:
-            with open(self.store.run_dir(job.rel_dir) / "train.log", "rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-                lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            return ""
-        return f": {lines[-1][:200]}" if lines else ""
+        settings = self.settings()
+        for executor in (self.local, self.slurm):
+            executor.reap(settings)
 
     def handle_cancels(self) -> None:
-        if not self.tracked:
-            return
-        grace = float(self.settings()["grace_s"])
-        now = time.time()
-        for job in self.store.jobs(states=[RUNNING]):
-            t = self.tracked.get(job.id)
-            if t is None or not job.cancel_requested:
-                continue
-            if job.cancel_sent is None:
-                procs.signal_group(t.pgid, signal.SIGTERM)
-                self.store.mark_cancel_sent(job.id, now)
-                self.log(f"cancel {job.run_key} {job.action}: SIGTERM to group {t.pgid}")
-            elif not t.kill_sent and now - job.cancel_sent >= grace:
-                procs.signal_group(t.pgid, signal.SIGKILL)
-                t.kill_sent = True
-                self.log(f"cancel {job.run_key} {job.action}: SIGKILL to group {t.pgid} after {grace:g} s")
+        settings = self.settings()
+        for executor in (self.local, self.slurm):
+            executor.handle_cancels(settings)
 
     def start_jobs(self) -> None:
+        """Submit every ready Slurm job (Slurm schedules them; they use no slot here), and start local jobs
+        while a local slot is free (spread over the GPUs)."""
         settings = self.settings()
-        if settings["executor"] != "local":
-            return  # another executor's jobs: not this worker's to run
+        queued = self.store.jobs(states=["queued"])
+        for job in queued:
+            if job.executor == "slurm":
+                self.start(job, None, settings)
+        local = [job for job in queued if job.executor != "slurm"]
+        if not local:
+            return
+        slots = self.slots(settings)
         capacity: dict[str, int] = {}
-        for s in self.slots(settings):
+        for s in slots:
             capacity[s.label] = capacity.get(s.label, 0) + 1
-        for t in self.tracked.values():
-            capacity[t.slot] = capacity.get(t.slot, 0) - 1
-        slots_by_label = {s.label: s for s in self.slots(settings)}
-        for job in self.store.jobs(states=["queued"]):
+        for label, n in self.local.slots_in_use().items():
+            capacity[label] = capacity.get(label, 0) - n
+        slots_by_label = {s.label: s for s in slots}
+        for job in local:
             free = [label for label, n in capacity.items() if n > 0]
             if not free:
                 return
             label = max(free, key=lambda lb: capacity[lb])  # spread jobs over GPUs
-            if self.start(job, slots_by_label[label]):
+            if self.start(job, slots_by_label[label], settings):
                 capacity[label] -= 1
 
-    def start(self, job: Job, slot: Slot) -> bool:
+    def start(self, job: Job, slot: Slot | None, settings: dict[str, Any] | None = None) -> bool:
+        """Claim a queued job and hand it to its executor (`slot`: the local slot; None for Slurm)."""
+        settings = settings or self.settings()
         run_dir = self.store.run_dir(job.rel_dir)
-        claimed = self.store.claim(job.id, slot.label)
+        claimed = self.store.claim(job.id, slot.label if slot is not None else job.executor)
         if claimed is None:
             return False
         if not (run_dir / "config.toml").is_file():
             why = "run directory missing" if not run_dir.is_dir() else "config.toml missing"
             self.store.finish(job.id, FAILED, f"{why}: {run_dir} (run `ftui launch` to write it)")
             return False
-        cmd = [sys.executable, "-m", "engine", job.action, str(run_dir)]
-        if job.action == "train" and job.restart:
-            cmd.append("--restart")
-        env = job_env(os.environ, slot) | {JOB_TAG: self._tag(claimed), "PYTHONUNBUFFERED": "1"}
-        try:
-            with open(run_dir / "train.log", "ab") as log:
-                header = f"\n==== ftui: {job.action} attempt {claimed.attempts} on {slot.label} at "
-                log.write(f"{header}{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
-                log.flush()
-                popen = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own group: cancel signals the whole group; survives the worker
-                    cwd=run_dir,
-                    env=env,
-                    close_fds=True,  # never leak the worker lock into the engine
-                )
-        except OSError as e:
-            self.store.finish(job.id, FAILED, f"could not start the engine: {e}")
-            return False
-        start = procs.start_ticks(popen.pid)
-        self.tracked[job.id] = Tracked(job.id, popen.pid, start, popen.pid, slot.label, popen)
-        self.store.record_process(job.id, popen.pid, start, popen.pid)
-        self.log(f"started {job.run_key} {job.action} on {slot.label} (pid {popen.pid})")
-        return True
+        return self.executor_of(claimed).start(claimed, slot, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,6 +98,10 @@ def _row(
         "pid_start": job.pid_start if job is not None else None,
         "process_started": procs.ticks_to_unix(job.pid_start) if job is not None else None,
         "gpu": job.slot if job is not None else None,
+        "executor": job.executor if job is not None else None,
+        "slurm_id": job.slurm_id if job is not None else None,
+        "partition": job.partition if job is not None and job.slurm_id else None,
+        "node": job.node if job is not None and job.slurm_id else None,
         "exit_code": job.exit_code if job is not None else None,
         "signal": job.signal if job is not None else None,
         "jobs": {j.action: _job_dict(j) for j in jobs},
@@ -105,10 +109,34 @@ def _row(
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
-    keep = ("id", "state", "reason", "pid", "pid_start", "pgid", "slot", "exit_code", "signal", "attempts")
+    keep = (
+        "id",
+        "state",
+        "reason",
+        "pid",
+        "pid_start",
+        "pgid",
+        "slot",
+        "exit_code",
+        "signal",
+        "attempts",
+        "executor",
+        "slurm_id",
+        "partition",
+        "node",
+        "requeues",
+    )
     data = {k: getattr(job, k) for k in keep}
     data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))
     return data
+
+
+def slurm_label(row: dict[str, Any]) -> str:
+    """ "1234 gpu/node07": the Slurm job id, partition and node of a run's current (or last) Slurm job."""
+    if not row.get("slurm_id"):
+        return ""
+    where = "/".join(x for x in (row.get("partition"), row.get("node")) if x)
+    return f"{row['slurm_id']} {where}".strip()
 
 
 def format_eta(seconds: float | None) -> str:
@@ -138,6 +166,9 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
         ("result", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=name != "result")  # type: ignore[arg-type]
+    with_slurm = any(r.get("slurm_id") for r in rows)
+    if with_slurm:  # only when Slurm ran something: the local table stays as it was
+        table.add_column("slurm", justify="left", no_wrap=True)
     styles = {"running": "yellow", "done": "green", "failed": "red", "blocked": "red", "cancelled": "magenta"}
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")
@@ -150,7 +181,7 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
         loss = f"{r['loss']:.4f}" if r["loss"] is not None else ""
         detail = r["result"] or (r["reason"] if r["state"] in ("failed", "blocked", "cancelled") else "")
         # Text, not markup: a reason may contain brackets (a log line, a path).
-        table.add_row(
+        cells: list[str | Text] = [
             r["key"],
             r["tasks"],
             Text(state, style=styles.get(r["state"], "")),
@@ -158,5 +189,8 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
             format_eta(r["eta_s"]),
             loss,
             Text(detail),
-        )
+        ]
+        if with_slurm:
+            cells.append(Text(slurm_label(r)))
+        table.add_row(*cells)
     Console().print(table)

@@ -31,8 +31,10 @@ from ftui.store_model import (  # re-exported: the queue's public names live her
     CANCELLED,
     DB_NAME,
     DONE,
+    EXECUTORS,
     FAILED,
     JOB_COLUMNS,
+    MIGRATIONS,
     OPEN_STATES,
     PENDING_STATES,
     QUEUED,
@@ -49,6 +51,7 @@ from ftui.store_model import (  # re-exported: the queue's public names live her
 
 __all__ = [
     "ACTIONS",
+    "EXECUTORS",
     "BLOCKED",
     "BROKEN_STATES",
     "CANCELLED",
@@ -105,9 +108,16 @@ class Store:
                 )
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                # Another process may have upgraded it while we waited for the write lock: read it again.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                else:
+                    for target in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in MIGRATIONS.get(target, ()):
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         except sqlite3.Error as e:
@@ -276,8 +286,8 @@ class Store:
                     now = time.time()
                     cur = c.execute(
                         "INSERT INTO jobs(run_key, experiment, rel_dir, action, state, seq, restart, created,"
-                        " updated)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " updated, executor)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             spec.run_key,
                             spec.experiment,
@@ -288,6 +298,7 @@ class Store:
                             restart,
                             now,
                             now,
+                            spec.executor,
                         ],
                     )
                     job_id = int(cur.lastrowid or 0)
@@ -295,8 +306,9 @@ class Store:
                 else:
                     job_id = row["id"]
                     c.execute(
-                        "UPDATE jobs SET rel_dir = ?, experiment = ?, restart = ? WHERE id = ?",
-                        [spec.rel_dir, spec.experiment, restart, job_id],
+                        "UPDATE jobs SET rel_dir = ?, experiment = ?, restart = ?, executor = ?, requeues = 0"
+                        " WHERE id = ?",
+                        [spec.rel_dir, spec.experiment, restart, spec.executor, job_id],
                     )
                 self._requeue(
                     c, job_id, dep_ids, "launched" if row is None else f"relaunched (was {row['state']})"
@@ -357,7 +369,7 @@ class Store:
                     todo = broken + [job_id] + todo
                     seen.discard(job_id)
                     continue
-                c.execute("UPDATE jobs SET restart = 0 WHERE id = ?", [job_id])
+                c.execute("UPDATE jobs SET restart = 0, requeues = 0 WHERE id = ?", [job_id])
                 self._requeue(c, job_id, dep_ids, f"retried (was {state})")
             # report every job that left a broken state: the retried ones and the dependants they unblocked
             after = {r["id"]: r["state"] for r in c.execute("SELECT id, state FROM jobs")}
@@ -372,7 +384,7 @@ class Store:
         c.execute(
             "UPDATE jobs SET seq = ?, pid = NULL, pid_start = NULL, pgid = NULL, slot = NULL,"
             " exit_code = NULL, signal = NULL, cancel_requested = 0, cancel_sent = NULL, queued_at = ?,"
-            " started = NULL, finished = NULL WHERE id = ?",
+            " started = NULL, finished = NULL, slurm_id = NULL, node = NULL WHERE id = ?",
             [tx.next_seq(c), now, job_id],
         )
         tx.set_state(c, job_id, WAITING, reason)
@@ -431,6 +443,32 @@ class Store:
         """A running job whose process vanished while no worker watched it: queue it again (it resumes)."""
         with self._tx() as c:
             deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
+            self._requeue(c, job_id, deps, reason)
+
+    def record_slurm(self, job_id: int, slurm_id: str, reason: str, partition: str | None = None) -> None:
+        """A submitted Slurm job: its id (the job runs there now; `--restart` was passed on to it)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE jobs SET slurm_id = ?, partition = ?, restart = 0, reason = ?, updated = ?"
+                " WHERE id = ?",
+                [slurm_id, partition, reason, time.time(), job_id],
+            )
+
+    def update_slurm(self, job_id: int, reason: str, partition: str | None, node: str | None) -> None:
+        """What Slurm says about a job that has not ended (PENDING with its reason, RUNNING on a node)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE jobs SET reason = ?, partition = COALESCE(?, partition), node = COALESCE(?, node),"
+                " updated = ? WHERE id = ?",
+                [reason, partition, node, time.time(), job_id],
+            )
+
+    def requeue_after_limit(self, job_id: int, reason: str) -> None:
+        """A Slurm job that hit its time limit or was preempted: queue it again once (it resumes from its
+        checkpoint); `requeues` counts these so a second hit fails instead of looping."""
+        with self._tx() as c:
+            deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
+            c.execute("UPDATE jobs SET requeues = requeues + 1, restart = 0 WHERE id = ?", [job_id])
             self._requeue(c, job_id, deps, reason)
 
     def has_pending(self) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 DB_NAME = "ftui.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
     "queued",
@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     updated REAL NOT NULL,
+    executor TEXT NOT NULL DEFAULT 'local',
+    slurm_id TEXT,
+    partition TEXT,
+    node TEXT,
+    requeues INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_key, action)
 );
 CREATE TABLE IF NOT EXISTS deps (
@@ -67,6 +72,18 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+# Schema upgrades of an existing ftui.db, by the version they lead to (each runs in the opening transaction).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (  # executors: where a job runs, and its Slurm job while it runs there
+        "ALTER TABLE jobs ADD COLUMN executor TEXT NOT NULL DEFAULT 'local'",
+        "ALTER TABLE jobs ADD COLUMN slurm_id TEXT",
+        "ALTER TABLE jobs ADD COLUMN partition TEXT",
+        "ALTER TABLE jobs ADD COLUMN node TEXT",
+        "ALTER TABLE jobs ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0",
+    ),
+}
+EXECUTORS = ("local", "slurm")
 
 
 class StoreError(Exception):
@@ -98,6 +115,11 @@ class Job:
     started: float | None
     finished: float | None
     updated: float
+    executor: str = "local"  # "local" | "slurm"
+    slurm_id: str | None = None  # the Slurm job id of the current attempt
+    partition: str | None = None
+    node: str | None = None  # Slurm's node list once the job runs
+    requeues: int = 0  # automatic re-queues after a Slurm TIMEOUT or PREEMPTED
     deps: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +139,7 @@ class JobSpec:
     action: str
     needs: tuple[tuple[str, str], ...] = ()
     force: bool = False  # redo even if done (training restarts from scratch)
+    executor: str = "local"  # where a newly (re-)queued job runs; a job already queued keeps its own
 
 
 @dataclass

@@ -30,11 +30,13 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
     p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
     p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
+    _executor_option(p)
     p.set_defaults(func=_guarded(cmd_launch))
 
     p = _global_options(subparsers.add_parser("eval", help="queue evaluation only"))
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that have an eval.json")
+    _executor_option(p)
     p.set_defaults(func=_guarded(cmd_eval))
 
     p = _global_options(
@@ -50,7 +52,9 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.set_defaults(func=_guarded(cmd_retry))
 
-    p = _global_options(subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result"))
+    p = _global_options(
+        subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
+    )
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
     p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
     p.set_defaults(func=_guarded(cmd_list))
@@ -71,6 +75,17 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)"
     )
     p.set_defaults(func=_guarded(cmd_worker))
+
+
+def _executor_option(p: argparse.ArgumentParser) -> None:
+    from ftui.store import EXECUTORS
+
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="where the queued jobs run: local processes or Slurm jobs (default: [runner] executor)",
+    )
 
 
 def _global_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -162,6 +177,7 @@ def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eva
         actions=actions,
         only=getattr(args, "only", False),
         force=args.force,
+        executor=args.executor,
     )
     print(report.summary())
     return 1 if report.not_trained or report.result.refused else 0
