@@ -7,15 +7,14 @@ model_config (plain dict), rng (torch CPU and CUDA states), version. Loaded with
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.config import ModelConfig
+from engine.filelock import atomic_write_bytes
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_NAME = "final.pt"
@@ -29,38 +28,6 @@ class CheckpointError(RuntimeError):
 
 def step_name(step: int) -> str:
     return f"step-{step:08d}.pt"
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write via `write(fileobj)` to a temp file beside `path`; fsync it, rename it over `path`, fsync the
-    folder.
-
-    A crash at any point leaves either the old file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read like any other file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.model import KVCache, Transformer
+from engine.train import next_token_loss
 
 WARMUP_ITERS = 3
 FINISHED_CHECK_EVERY = 4  # decode steps between host reads of "every row finished"
@@ -116,13 +116,7 @@ class GraphedTrainLoop:
         self.graph = self._capture()
 
     def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        with torch.autocast(
-            "cuda", dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype), cache_enabled=False
-        ):
-            logits = self.model(inputs)
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.pad_id
-        )
+        return next_token_loss(self.model, inputs, targets, self.pad_id, self.amp_dtype, autocast_cache=False)
 
     def _body(self) -> None:
         rows = self.tokens.index_select(0, self.idx).long()

@@ -14,17 +14,18 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from engine.checkpoint import CHECKPOINT_DIR, FINAL_NAME, atomic_write_bytes, load_checkpoint
+from engine.checkpoint import CHECKPOINT_DIR, FINAL_NAME, load_checkpoint
 from engine.config import ConfigError, ModelConfig, RunConfig, config_hash, parse_config, read_raw
+from engine.filelock import atomic_write_bytes
 from engine.model import KVCache, Transformer
 from engine.runlog import RunLog, log_only
+from engine.stopping import StopFlag, stop_on_signals
 from engine.train import describe_device, resolve_amp_dtype, resolve_device, versions
 
 EVAL_NAME = "eval.json"
@@ -175,34 +176,17 @@ def eval_main(run_dir: Path, checkpoint: Path | None = None) -> int:
         log_only(run_dir, f"error: {e}")
         return 2
 
-    stop = {"signum": 0}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop["signum"] = signum
-
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    with stop_on_signals(StopFlag()) as stop, RunLog(run_dir) as log:
         try:
-            old[sig] = signal.signal(sig, handler)
-        except ValueError:
-            pass
-    try:
-        with RunLog(run_dir) as log:
-            try:
-                return _evaluate(run_dir, cfg, config_hash(raw), ckpt, log, stop)
-            except Exception as e:
-                tb = traceback.format_exc()
-                log.log(f"error: {type(e).__name__}: {e}\n{tb}")
-                log.event("error", action="eval", error=f"{type(e).__name__}: {e}", traceback=tb)
-                return 1
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+            return _evaluate(run_dir, cfg, config_hash(raw), ckpt, log, stop)
+        except Exception as e:
+            tb = traceback.format_exc()
+            log.log(f"error: {type(e).__name__}: {e}\n{tb}")
+            log.event("error", action="eval", error=f"{type(e).__name__}: {e}", traceback=tb)
+            return 1
 
 
-def _evaluate(
-    run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: RunLog, stop: dict[str, int]
-) -> int:
+def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: RunLog, stop: StopFlag) -> int:
     from engine.data import eval_sets
     from engine.tasks import get_task
 
@@ -222,11 +206,11 @@ def _evaluate(
     results: list[SetResult] = []
     examples: list[dict[str, Any]] = []
     for done, es in enumerate(sets, start=1):
-        if stop["signum"]:
-            log.log(f"stopped by {signal.Signals(stop['signum']).name}; eval.json not written")
+        if stop.requested:
+            log.log(f"stopped by {signal.Signals(stop.signum).name}; eval.json not written")
             elapsed = round(time.monotonic() - t_start, 3)
             log.event("end", action="eval", reason="terminated", step=step, elapsed_s=elapsed)
-            return 128 + stop["signum"]
+            return 128 + stop.signum
         task = get_task(es.task)
         t0 = time.monotonic()
         completions = generate(
@@ -277,8 +261,8 @@ def _evaluate(
     }
     if ec.save_examples:
         body = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in examples).encode()
-        atomic_write_bytes(run_dir / EXAMPLES_NAME, lambda f: f.write(body))
-    atomic_write_bytes(run_dir / EVAL_NAME, lambda f: f.write((json.dumps(report, indent=1) + "\n").encode()))
+        atomic_write_bytes(run_dir / EXAMPLES_NAME, body)
+    atomic_write_bytes(run_dir / EVAL_NAME, (json.dumps(report, indent=1) + "\n").encode())
     elapsed = round(time.monotonic() - t_start, 3)
     log.log(f"wrote {run_dir / EVAL_NAME}: {len(results)} sets in {elapsed:.1f} s")
     log.event("end", action="eval", reason="finished", step=step, elapsed_s=elapsed)

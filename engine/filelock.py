@@ -1,4 +1,4 @@
-"""Cross-process file locks (fcntl) and atomic file writes for the shared data cache."""
+"""Cross-process file locks (fcntl) and atomic file writes: the data cache, checkpoints, eval.json."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 @contextlib.contextmanager
@@ -36,15 +37,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+def atomic_write_bytes(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `data` (bytes, or a function writing to the open file, e.g. torch.save) to `path` so that readers
+    see either the old file or the complete new one: temp file beside it, fsync, rename, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read like any other file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -20,9 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +45,7 @@ from engine.checkpoint import (
 from engine.config import ConfigError, RunConfig, TrainConfig, parse_config, read_raw
 from engine.model import Transformer, parameter_groups
 from engine.runlog import EVENTS_NAME, RunLog, log_only
+from engine.stopping import StopFlag, stop_on_signals
 
 if TYPE_CHECKING:
     from engine.cuda_graphs import GraphedTrainLoop
@@ -125,6 +124,28 @@ def epoch_seed(seed: int, epoch: int) -> int:
 # The loop
 
 
+def next_token_loss(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    pad_id: int,
+    amp_dtype: torch.dtype | None,
+    autocast_cache: bool = True,
+) -> Tensor:
+    """Mean cross-entropy of every next token (padding targets ignored), computed in float32; the forward
+    runs under autocast when amp_dtype is given. A CUDA-graph capture needs autocast_cache=False."""
+    with torch.autocast(
+        inputs.device.type,
+        dtype=amp_dtype or torch.float32,
+        enabled=bool(amp_dtype),
+        cache_enabled=autocast_cache,
+    ):
+        logits = model(inputs)
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
+    )
+
+
 class Batcher:
     """Batch of step s, a pure function of (seed, s): rows gathered on the device by index."""
 
@@ -188,13 +209,7 @@ class TrainLoop:
             self.loss_fn = torch.compile(self._loss, mode=compile_mode)  # type: ignore[assignment]
 
     def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
-        ):
-            logits = self.model(inputs)
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.pad_id
-        )
+        return next_token_loss(self.model, inputs, targets, self.pad_id, self.amp_dtype)
 
     def step(self, step: int) -> None:
         lr = lr_at(step, self.total_steps, self.cfg.warmup_steps, self.cfg.lr)
@@ -241,17 +256,6 @@ def make_optimizer(
 
 # ---------------------------------------------------------------------------------------------------------
 # The command
-
-
-@dataclass
-class StopFlag:
-    """Set by SIGTERM/SIGINT (or a test); the loop saves a checkpoint at the next step boundary and stops."""
-
-    signum: int = 0
-
-    @property
-    def requested(self) -> bool:
-        return self.signum != 0
 
 
 def checkpoint_state(
@@ -324,39 +328,16 @@ def run_training(
             log.event("end", action="train", reason="already_finished", step=step, elapsed_s=0.0)
         return 0
 
-    stop = stop or StopFlag()
-    handlers = _install_signal_handlers(stop)
-    try:
-        with RunLog(run_dir) as log:
-            try:
-                if parent_error is not None:
-                    raise parent_error
-                return _train(run_dir, cfg, log, parent_state, stop, stop_after, on_batch)
-            except Exception as e:
-                tb = traceback.format_exc()
-                log.log(f"error: {type(e).__name__}: {e}\n{tb}")
-                log.event("error", action="train", error=f"{type(e).__name__}: {e}", traceback=tb)
-                return 1
-    finally:
-        _restore_signal_handlers(handlers)
-
-
-def _install_signal_handlers(stop: StopFlag) -> dict[int, Any]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.signum = signum
-
-    old: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    with stop_on_signals(stop or StopFlag()) as flag, RunLog(run_dir) as log:
         try:
-            old[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: the caller owns signals
-            pass
-    return old
-
-
-def _restore_signal_handlers(old: dict[int, Any]) -> None:
-    for sig, h in old.items():
-        signal.signal(sig, h)
+            if parent_error is not None:
+                raise parent_error
+            return _train(run_dir, cfg, log, parent_state, flag, stop_after, on_batch)
+        except Exception as e:
+            tb = traceback.format_exc()
+            log.log(f"error: {type(e).__name__}: {e}\n{tb}")
+            log.event("error", action="train", error=f"{type(e).__name__}: {e}", traceback=tb)
+            return 1
 
 
 def _train(
