@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ftui.registry import load_registry
 from ftui.store import JobSpec, Store
+from tests.data.make_eval_fixtures import write_eval_json
 
 REPO = Path(__file__).resolve().parents[2]
 MINI_STUDY = REPO / "tests" / "data" / "mini_study.toml"
@@ -75,31 +76,12 @@ def write_eval(
     run_dir: Path, means: dict[str, tuple[str, float, float]], *, name: str = "", seed: int = 7
 ) -> None:
     """An eval.json (run-directory.md format) with (metric, atlantis mean, standard mean) per task."""
-    sets: dict[str, object] = {}
-    for task, (metric, atlantis, standard) in means.items():
-        for set_name, mean in (("atlantis", atlantis), ("standard", standard)):
-            sets[f"{set_name}/{task}"] = {
-                "task": task,
-                "set": set_name,
-                "metric": metric,
-                "mean": mean,
-                "median": mean,
-                "std": 0.0,
-                "n": 16,
-                "parse_failure_rate": 0.0,
-            }
-    data = {
-        "format": 1,
-        "name": name,
-        "seed": seed,
-        "checkpoint": "checkpoints/final.pt",
-        "step": 8,
-        "config_hash": "0" * 64,
-        "created": 1_800_000_100.0,
-        "sets": sets,
+    sets = {
+        f"{set_name}/{task}": (task, metric, mean)
+        for task, (metric, atlantis, standard) in means.items()
+        for set_name, mean in (("atlantis", atlantis), ("standard", standard))
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "eval.json").write_text(json.dumps(data))
+    write_eval_json(run_dir, name, seed, sets)
 
 
 def write_final(run_dir: Path) -> None:
