@@ -93,7 +93,7 @@ def call(args: Sequence[str], timeout_s: float = CALL_TIMEOUT_S, cwd: str | None
         raise SlurmError(f"{args[0]}: {e}") from e
     if out.returncode != 0:
         message = " ".join((out.stderr or out.stdout).split()) or f"exit {out.returncode}"
-        raise SlurmError(f"{args[0]}: {message}")
+        raise SlurmError(message if message.startswith(f"{args[0]}:") else f"{args[0]}: {message}")
     return out.stdout
 
 

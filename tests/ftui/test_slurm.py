@@ -28,8 +28,10 @@ from tests.conftest import REPO_ROOT
 
 
 def _cluster_up() -> bool:
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    if shutil.which("sinfo") is None:
+        return False
+    try:  # sinfo retries for ~9 s when no controller listens; a live one answers at once
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=3)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and bool(re.search(r"idle|mixed|allocated", out.stdout))
@@ -249,6 +251,7 @@ async def test_the_app_shows_slurm_job_ids(sweep: tuple[Path, str]) -> None:
     registry, _ = sweep
     store = Store(registry.parent / "runs")
     ids = {j.run_key: f"{j.slurm_id} {j.partition}/{j.node}" for j in store.jobs() if j.action == "eval"}
+    assert all(j.slurm_id and j.node for j in store.jobs() if j.action == "eval")
     app = make_app(registry, start_worker=False)
     async with app.run_test(size=(160, 30)) as pilot:
         await pilot.app.workers.wait_for_complete()
@@ -257,10 +260,7 @@ async def test_the_app_shows_slurm_job_ids(sweep: tuple[Path, str]) -> None:
         await pilot.pause()
         table = app.screen.query_one(RunTable)
         for key in ("single-1", "single-2"):
-            assert (
-                str(table.get_cell(key, "gpu"))
-                == f"slurm {ids[key]} debug/{os.uname().nodename.split('.')[0]}"
-            )
+            assert str(table.get_cell(key, "gpu")) == f"slurm {ids[key]}"  # id partition/node
 
 
 def test_a_time_limit_re_queues_once_and_the_run_resumes(time_limited: Path) -> None:

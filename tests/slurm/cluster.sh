@@ -103,7 +103,14 @@ EOC
   mv "$CONF/slurm.conf.tmp" "$CONF/slurm.conf"
 }
 
-node_ready() { sinfo -h -o %T 2>/dev/null | grep -Eqx 'idle|mixed|allocated'; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# sinfo retries for about 9 s when no controller listens: ask it only when our slurmctld runs (or, for a
+# cluster this script did not start, when slurmctld answers within 5 s).
+node_ready() {
+  alive "$RUN/slurmctld.pid" || pgrep -x slurmctld >/dev/null || return 1
+  timeout 5 sinfo -h -o %T 2>/dev/null | grep -Eqx 'idle|mixed|allocated'
+}
 
 up() {
   need_root
@@ -116,10 +123,8 @@ up() {
     runuser -u munge -- /usr/sbin/munged || die "munged did not start"
     wait_for 10 munged munge -n || die "munged does not answer (munge -n)"
   fi
-  [ -f "$RUN/slurmctld.pid" ] && kill -0 "$(cat "$RUN/slurmctld.pid")" 2>/dev/null \
-    || slurmctld || die "slurmctld did not start; see $LOG/slurmctld.log"
-  [ -f "$RUN/slurmd.pid" ] && kill -0 "$(cat "$RUN/slurmd.pid")" 2>/dev/null \
-    || slurmd || die "slurmd did not start; see $LOG/slurmd.log"
+  alive "$RUN/slurmctld.pid" || slurmctld || die "slurmctld did not start; see $LOG/slurmctld.log"
+  alive "$RUN/slurmd.pid" || slurmd || die "slurmd did not start; see $LOG/slurmd.log"
   if ! wait_for "$WAIT" node node_ready; then
     tail -n 20 "$LOG/slurmctld.log" "$LOG/slurmd.log" >&2 || true
     die "the node is not idle after ${WAIT} s (sinfo: $(sinfo -h 2>&1 | head -n 3))"
