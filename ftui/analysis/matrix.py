@@ -99,6 +99,8 @@ class FamilyMatrix:
     done: np.ndarray
     expected: np.ndarray
     metrics: tuple[Metric | None, ...]
+    baseline: str | None = None
+    baseline_missing: tuple[int, ...] = ()  # seeds whose baseline run has no results: every cell is missing
 
     @property
     def values(self) -> np.ndarray:
@@ -189,8 +191,11 @@ def build_matrix(
     done = np.zeros((len(seeds), len(rows)), dtype=bool)
     expected = np.zeros((len(seeds), len(rows)), dtype=bool)
     metrics: list[Metric | None] = [None] * len(columns)
+    baseline_missing: list[int] = []
     for s, seed in enumerate(seeds):
         base = source(baseline, seed) if baseline is not None and scheme != "raw" else None
+        if baseline is not None and scheme != "raw" and base is None:
+            baseline_missing.append(seed)
         for r, row in enumerate(rows):
             if seed not in row.seeds:
                 continue
@@ -215,4 +220,6 @@ def build_matrix(
         done=done,
         expected=expected,
         metrics=tuple(metrics),
+        baseline=baseline,
+        baseline_missing=tuple(baseline_missing),
     )

@@ -91,7 +91,11 @@ class HeatmapView:
 
     def missing_line(self) -> str:
         missing = self.matrix.missing
-        return f"{missing} cell{'' if missing == 1 else 's'} missing"
+        line = f"{missing} cell{'' if missing == 1 else 's'} missing"
+        if self.matrix.baseline_missing:
+            base, seeds = self.matrix.baseline, ", ".join(str(seed) for seed in self.matrix.baseline_missing)
+            line += f" (baseline {base} not evaluated, seed {seeds}: ftui eval {base})"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """The view as plain JSON-ready data (NaN becomes None)."""

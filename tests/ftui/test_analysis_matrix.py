@@ -109,6 +109,8 @@ def test_missing_baseline_and_bad_entries_never_raise(tmp_path: Path) -> None:
     view = build_view(registry, runs, "pair", model="mean")
     assert view.matrix.missing == 9
     assert view.matrix.seeds_done == (1, 1, 1)  # the runs are done; only their baseline is not
+    assert view.matrix.baseline_missing == (7,)
+    assert "baseline base not evaluated, seed 7: ftui eval base" in view.missing_line()
     assert build_view(registry, runs, "pair", raw=True).matrix.missing == 0
     # One malformed set entry: only that cell goes missing.
     make_fixtures(MINI, runs)
