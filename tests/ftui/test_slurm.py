@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ftui.runner import stop_worker
+from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from ftui.store import Store
 from tests.conftest import REPO_ROOT
 
@@ -222,7 +223,9 @@ def test_a_rejected_submission_fails_with_slurms_message(sweep: tuple[Path, str]
         cleanup(tmp_path / "runs")
 
 
-def test_cancel_scancels_and_leaves_no_process(sweep: tuple[Path, str], tmp_path: Path) -> None:
+def test_cancel_scancels_and_leaves_no_process(
+    sweep: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = sweep[0].parent / "runs"
     for name in ("base", ".data"):
         shutil.copytree(src / name, tmp_path / "runs" / name)
@@ -233,6 +236,17 @@ def test_cancel_scancels_and_leaves_no_process(sweep: tuple[Path, str], tmp_path
         wait_until(lambda: any(e["event"] == "checkpoint" for e in events(run_dir)), "a checkpoint")
         assert engine_pids(run_dir)
         slurm_id = rows(registry)["single-2"]["slurm_id"]
+        # The worker dies (SIGKILL); the Slurm job runs on; a new worker watches it again by its id.
+        os.kill(wait_until(lambda: worker_pid(run_dir.parent), "the worker"), signal.SIGKILL)
+        wait_until(lambda: worker_pid(run_dir.parent) is None, "the dead worker's lock to drop")
+        assert squeue_state(slurm_id) == "RUNNING"
+        for name in ("FTUI_WORKER_IDLE_EXIT", "FTUI_WORKER_POLL", "FTUI_SLURM_POLL"):
+            monkeypatch.setenv(name, ENV[name])
+        ensure_worker(run_dir.parent)
+        wait_until(
+            lambda: f"(slurm job {slurm_id}) again" in (run_dir.parent / LOG_NAME).read_text(),
+            "the new worker to pick the Slurm job up",
+        )
         out = ftui(registry, "cancel", "single-2", "--wait")
         assert out.returncode == 0, out.stderr
         row = rows(registry)["single-2"]
