@@ -20,6 +20,7 @@ class Slot:
 
     index: int  # position among the worker's slots (stable for the worker's life)
     gpu: int | None
+    threads: int | None = None  # CPU slots: the cores' share of one job (OMP_NUM_THREADS)
 
     @property
     def label(self) -> str:
@@ -57,12 +58,19 @@ def build_slots(
     if chosen:
         per = max(1, jobs_per_gpu)
         return [Slot(i, gpu) for i, gpu in enumerate(g for g in chosen for _ in range(per))]
-    return [Slot(i, None) for i in range(max(1, cpu_jobs))]
+    # CPU jobs share the cores instead of each starting one thread per core: on a 2-core machine two tiny
+    # smoke runs with two threads each ran ~2x slower than with one (thread contention), not faster.
+    jobs = max(1, cpu_jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    return [Slot(i, None, threads) for i in range(jobs)]
 
 
 def job_env(base: Mapping[str, str], slot: Slot) -> dict[str, str]:
-    """The environment of a job on `slot`. CPU slots leave it alone (no CUDA_VISIBLE_DEVICES="")."""
+    """The environment of a job on `slot`. CPU slots get their share of the cores as OMP_NUM_THREADS (unless
+    the user set it) and no CUDA settings (no CUDA_VISIBLE_DEVICES="")."""
     env = dict(base)
+    if slot.gpu is None and slot.threads is not None:
+        env.setdefault("OMP_NUM_THREADS", str(slot.threads))
     if slot.gpu is not None:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = str(slot.gpu)

@@ -285,10 +285,14 @@ def test_signal_group_reaches_every_member() -> None:
 
 def test_gpu_slots_and_environment() -> None:
     assert build_slots("auto", 2, 1, detected=[0, 1]) == [Slot(0, 0), Slot(1, 0), Slot(2, 1), Slot(3, 1)]
-    assert build_slots("auto", 1, 3, detected=[]) == [Slot(0, None), Slot(1, None), Slot(2, None)]
+    share = max(1, (os.cpu_count() or 1) // 3)
+    assert build_slots("auto", 1, 3, detected=[]) == [Slot(i, None, share) for i in range(3)]
     assert build_slots((3,), 1, 1) == [Slot(0, 3)]
     env = job_env({"PATH": "/bin"}, Slot(0, 1))
     assert env == {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-    assert job_env({"PATH": "/bin"}, Slot(0, None)) == {"PATH": "/bin"}  # CPU: environment left alone
+    assert job_env({"PATH": "/bin"}, Slot(0, None)) == {"PATH": "/bin"}  # CPU: no CUDA variables
+    # CPU jobs share the cores; a user's own OMP_NUM_THREADS wins.
+    assert job_env({"PATH": "/bin"}, Slot(0, None, 2)) == {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
+    assert job_env({"OMP_NUM_THREADS": "5"}, Slot(0, None, 2)) == {"OMP_NUM_THREADS": "5"}
     with pytest.raises(ValueError, match="runner.gpus"):
         build_slots("all", 1, 1)
