@@ -9,14 +9,12 @@ machine is.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from ftui import procs
 from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from ftui.store import Store
 from tests.conftest import REPO_ROOT
+from tests.ftui.queue_helpers import events, list_json, run_ftui
+from tests.ftui.queue_helpers import wait_until as wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -46,33 +46,15 @@ def write_study(folder: Path, **values: str) -> Path:
 
 
 def ftui(registry: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The queue commands in a separate process that exits, like a user's shell command."""
-    cmd = [sys.executable, "-m", "ftui.commands.queue_cmds", "--registry", str(registry), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=registry.parent, timeout=300)
+    return run_ftui(registry, *args, env=ENV, timeout=300)
 
 
 def rows(registry: Path) -> dict[str, dict[str, Any]]:
-    out = ftui(registry, "list", "--json")
-    assert out.returncode == 0, out.stderr
-    return {r["key"]: r for r in json.loads(out.stdout)}
+    return list_json(registry, env=ENV, timeout=300)
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 240.0, poll: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(poll)
-
-
-def events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "events.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    return wait_for(check, what, timeout=timeout, poll=poll)
 
 
 def job(store: Store, key: str, action: str = "train") -> Any:
@@ -222,6 +204,8 @@ def test_killed_training_fails_with_its_signal_blocks_its_eval_and_retry_resumes
 
 def test_cancel_stops_the_whole_process_group(study: tuple[Path, Store]) -> None:
     registry, store = study
+    # A run far longer than the test, so the cancel always meets a training engine (not one already exiting).
+    registry = write_study(registry.parent, **(LONG | {"max_steps": "1000000", "epochs": "100000"}))
     assert ftui(registry, "launch", "single-1").returncode == 0
     run_dir = store.runs_dir / "single-1"
     wait_until(lambda: any(e["event"] == "step" for e in events(run_dir)), "training to start")
@@ -242,7 +226,7 @@ def test_two_simultaneous_launches_queue_every_job_once(study: tuple[Path, Store
     cmd = [
         sys.executable,
         "-m",
-        "ftui.commands.queue_cmds",
+        "ftui",
         "--registry",
         str(registry),
         "launch",

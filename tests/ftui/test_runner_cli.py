@@ -69,7 +69,7 @@ def test_logs_follow_prints_appended_lines_and_ctrl_c_only_stops_following(regis
     cmd = [
         sys.executable,
         "-m",
-        "ftui.commands.queue_cmds",
+        "ftui",
         "--registry",
         str(registry),
         "logs",

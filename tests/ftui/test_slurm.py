@@ -9,14 +9,11 @@ tests run on the node's other CPU meanwhile.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,8 @@ import pytest
 from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from ftui.store import Store
 from tests.conftest import REPO_ROOT
+from tests.ftui.queue_helpers import events, list_json, run_ftui
+from tests.ftui.queue_helpers import wait_until as wait_for
 
 
 def _cluster_up() -> bool:
@@ -69,32 +68,15 @@ def write_study(folder: Path, slurm: str = "", **values: str) -> Path:
 
 
 def ftui(registry: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "ftui.commands.queue_cmds", "--registry", str(registry), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=registry.parent, timeout=120)
+    return run_ftui(registry, *args, env=ENV, timeout=120)
 
 
 def rows(registry: Path) -> dict[str, dict[str, Any]]:
-    out = ftui(registry, "list", "--json")
-    assert out.returncode == 0, out.stderr
-    return {r["key"]: r for r in json.loads(out.stdout)}
+    return list_json(registry, env=ENV, timeout=120)
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 150.0, poll: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(poll)
-
-
-def events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "events.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    return wait_for(check, what, timeout=timeout, poll=poll)
 
 
 def squeue_state(slurm_id: str) -> str:

@@ -1,0 +1,50 @@
+"""Helpers shared by the queue tests that drive real processes (test_runner.py, test_slurm.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def run_ftui(
+    registry: Path, *args: str, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`ftui --registry REGISTRY ARGS...` in a separate process that exits, like a user's shell command."""
+    cmd = [sys.executable, "-m", "ftui", "--registry", str(registry), *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(env), cwd=registry.parent, timeout=timeout
+    )
+
+
+def list_json(registry: Path, *, env: Mapping[str, str], timeout: float) -> dict[str, dict[str, Any]]:
+    """`ftui list --json`, keyed by run."""
+    out = run_ftui(registry, "list", "--json", env=env, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return {r["key"]: r for r in json.loads(out.stdout)}
+
+
+def wait_until(check: Callable[[], Any], what: str, *, timeout: float, poll: float) -> Any:
+    """Poll `check` until it returns something truthy (returned), or fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
+def events(run_dir: Path) -> list[dict[str, Any]]:
+    """The complete records of a run's events.jsonl (a torn last line is skipped)."""
+    path = run_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
