@@ -110,7 +110,7 @@ def real_engine_latency() -> tuple[float, float]:
         cmd = [
             sys.executable,
             "-m",
-            "ftui.commands.queue_cmds",
+            "ftui",
             "--registry",
             str(registry),
             "launch",
@@ -203,20 +203,7 @@ def median_wall(cmd: list[str], repeat: int, cwd: Path) -> float:
 
 
 def list_command() -> list[str]:
-    """`ftui list` through the real CLI when it is the queue's list; else the queue commands' entry point."""
-    from ftui.cli import build_parser
-    from ftui.commands import queue_cmds
-
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    parser = sub.choices.get("list")  # type: ignore[union-attr]
-    func = parser.get_default("func") if parser is not None else None
-    if (
-        func is not None
-        and func.__name__ == queue_cmds.cmd_list.__name__
-        and func.__module__ == queue_cmds.__name__
-    ):
-        return [sys.executable, "-m", "ftui"]
-    return [sys.executable, "-m", "ftui.commands.queue_cmds"]
+    return [sys.executable, "-m", "ftui"]
 
 
 def main() -> None:

@@ -34,6 +34,12 @@ def test_ftui_cli_and_app_do_not_import_torch() -> None:
     assert "matplotlib" not in modules, "matplotlib is imported only when a figure is exported"
 
 
+def test_the_cli_parser_loads_no_numpy() -> None:
+    # Every `ftui` command builds the whole parser: `ftui list` must not pay for numpy or the analysis.
+    modules = _imported_in_subprocess("from ftui.cli import build_parser; build_parser()")
+    assert "numpy" not in modules and "ftui.analysis.matrix" not in modules
+
+
 def test_no_ftui_module_mentions_torch() -> None:
     assert "torch" not in _top_level_imports("ftui")
 

@@ -13,16 +13,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, cast
+from typing import cast
 
 import numpy as np
 
+from ftui.analysis.names import SCHEME_NAMES, SET_NAMES, Scheme, SetName  # noqa: F401  (re-exported)
 from ftui.analysis.normalise import METRICS, Metric, normalise_improvement, normalise_perfect
-
-Scheme = Literal["perfect", "improvement", "raw"]
-SetName = Literal["atlantis", "standard"]
-SCHEME_NAMES: Final = ("perfect", "improvement", "raw")
-SET_NAMES: Final = ("atlantis", "standard")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ a test can hit each one by hand.
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Final
 
-Metric = Literal["abs_error", "accuracy"]
-METRICS: Final = ("abs_error", "accuracy")
+from ftui.analysis.names import METRICS, SCHEMES, Metric  # noqa: F401  (re-exported)
 
-SCHEMES: Final = ("perfect", "improvement")
 # The improvement scheme may exceed 1 (better on Atlantis than the baseline on known cities): clipped here.
 IMPROVEMENT_MAX: Final = 1.5
 

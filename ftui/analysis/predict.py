@@ -30,9 +30,7 @@ from typing import Final
 import numpy as np
 
 from ftui.analysis.matrix import FamilyMatrix, nan_mean
-
-MODELS: Final = ("max", "mean", "min", "geomean", "harmonic", "max_decay", "linear")
-FITTED_MODELS: Final = frozenset({"max_decay", "linear"})
+from ftui.analysis.names import FITTED_MODELS, MODELS  # noqa: F401  (re-exported)
 
 
 class PredictionError(ValueError):

@@ -9,16 +9,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from ftui.analysis.names import MODELS, SCHEMES, SET_NAMES
 
-from ftui.analysis.matrix import SET_NAMES
-from ftui.analysis.normalise import SCHEMES
-from ftui.analysis.predict import MODELS, CellScores, PredictionError
-from ftui.analysis.study import AnalysisError, FamilyScores, build_view, score_family
-
+# numpy, Rich and the analysis itself load only when one of these commands runs: every `ftui` command builds
+# this module's parser, and `ftui list` must start fast.
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ftui.analysis.predict import CellScores
+    from ftui.analysis.study import FamilyScores
     from ftui.registry import Registry
 
 USAGE_ERROR = 2
@@ -78,6 +77,8 @@ def _load(args: argparse.Namespace) -> tuple[Registry, Path] | None:
 
 
 def _console() -> tuple[Console, bool]:
+    from rich.console import Console
+
     console = Console()
     return console, console.color_system is not None and not console.no_color
 
@@ -88,6 +89,8 @@ def run_heatmap(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     registry, runs_dir = loaded
     from ftui.analysis.export import ExportError, export, export_format
+    from ftui.analysis.predict import PredictionError
+    from ftui.analysis.study import AnalysisError, build_view
 
     try:
         if args.export is not None:
@@ -172,6 +175,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if loaded is None:
         return USAGE_ERROR
     registry, runs_dir = loaded
+    from rich import box
+    from rich.table import Table
+
+    from ftui.analysis.predict import PredictionError
+    from ftui.analysis.study import AnalysisError, score_family
+
     try:
         result = score_family(
             registry, runs_dir, args.family, scheme=args.norm, sets=args.sets, interference_model=args.model
