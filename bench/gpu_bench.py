@@ -3,7 +3,8 @@
 Prints, for the same card and data:
 - training steps/s: a plain eager reference loop written here (per-step host->device copy, loss.item() every
   step, foreach AdamW: the straightforward script), the engine's eager loop, the engine's loop under
-  torch.compile, the engine's CUDA-graphed loop, and (when `transformers` is importable) the original study's
+  torch.compile, the engine's CUDA-graphed loop, the graph of the compiled step (what compile = "auto" runs
+  from 10,000 steps), and (when `transformers` is importable) the original study's
   stack: Qwen2ForCausalLM of the same shape trained by transformers.Trainer in fp16;
 - evaluation of 14 sets x N queries with the KV cache, eager and CUDA-graphed decode step;
 - aggregate steps/s of 1, 2, 4, 8 concurrent fine-tunes (separate processes, graphed loop);
@@ -245,7 +246,7 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=10_000)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--seconds", type=float, default=6.0, help="per training measurement")
-    ap.add_argument("--modes", default="eager,graph,compile", help="engine loop variants, in order")
+    ap.add_argument("--modes", default="eager,graph,graph+compile,compile", help="engine loop variants")
     ap.add_argument("--pack", default="1,2,4,8", help="concurrent fine-tune counts")
     ap.add_argument(
         "--start-delay", type=float, default=25.0, help="packing: seconds for workers to get ready"
@@ -273,7 +274,7 @@ def main() -> None:
         print(f"train  reference eager loop       {ref:8.1f} steps/s   1.00x", flush=True)
         stacks = {"reference": ref}
         modes = args.modes.split(",") if cuda else ["eager"]
-        for mode in [m for m in modes if m != "compile"]:
+        for mode in [m for m in modes if m != "compile"]:  # plain compile runs last: slow to start
             rate, setup = engine_loop(rows, device, secs, sync, mode)
             stacks[f"engine_{mode}"] = rate
             print(f"train  engine {mode:<8}             {rate:8.1f} steps/s  {rate / ref:5.2f}x  "
@@ -309,7 +310,7 @@ def main() -> None:
                 stacks["hf_trainer"] = hf
                 print(f"train  transformers Trainer fp16  {hf:8.1f} steps/s  {hf / ref:5.2f}x", flush=True)
                 print(f"       engine best / Trainer: {best / hf:.1f}x", flush=True)
-    single = stacks.get("engine_graph", best)
+    single = max(v for k, v in stacks.items() if k.startswith("engine"))
     pt1_min = PT1_PAPER_STEPS / single / 60
     agg = max(pack.values()) if pack else single
     best_k = max(pack, key=lambda k: pack[k]) if pack else 1
