@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    code = run_command(build_parser().parse_args(argv))
+    # The work is done and its files are written: a SIGTERM during interpreter shutdown must not turn a clean
+    # exit into "killed by signal 15" (the run's own handlers are gone by now).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
+
+
+def run_command(args: argparse.Namespace) -> int:
     if args.command == "world":
         from engine.world import world_main
 
