@@ -46,7 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(subparsers)
+    for command in subparsers.choices.values():
+        _accept_global_options(command)
     return parser
+
+
+def _accept_global_options(command: argparse.ArgumentParser) -> None:
+    """Global options after the command too (`ftui launch 'ft1-*' --profile smoke`); SUPPRESS keeps the value
+    given before the command when they are absent after it."""
+    hidden = argparse.SUPPRESS
+    command.add_argument("--registry", type=Path, default=hidden, help=hidden)
+    command.add_argument("--runs", type=Path, default=hidden, help=hidden)
+    command.add_argument("--profile", default=hidden, help=hidden)
+    command.add_argument("--read-only", action="store_true", default=hidden, help=hidden)
 
 
 # A folder of results brought back from another machine (scripts/reduced_sweep.sh writes it): browse only.

@@ -24,52 +24,40 @@ class CommandError(Exception):
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    p = _global_options(
-        subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
-    )
+    p = subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
     p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
     p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
     _executor_option(p)
     p.set_defaults(func=_guarded(cmd_launch))
 
-    p = _global_options(subparsers.add_parser("eval", help="queue evaluation only"))
+    p = subparsers.add_parser("eval", help="queue evaluation only")
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that have an eval.json")
     _executor_option(p)
     p.set_defaults(func=_guarded(cmd_eval))
 
-    p = _global_options(
-        subparsers.add_parser("cancel", help="cancel queued or running jobs (SIGTERM, then SIGKILL)")
-    )
+    p = subparsers.add_parser("cancel", help="cancel queued or running jobs (SIGTERM, then SIGKILL)")
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--wait", action="store_true", help="wait until the running ones have stopped")
     p.set_defaults(func=_guarded(cmd_cancel))
 
-    p = _global_options(
-        subparsers.add_parser("retry", help="re-queue failed or cancelled jobs (training resumes)")
-    )
+    p = subparsers.add_parser("retry", help="re-queue failed or cancelled jobs (training resumes)")
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.set_defaults(func=_guarded(cmd_retry))
 
-    p = _global_options(
-        subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
-    )
+    p = subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
     p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
     p.set_defaults(func=_guarded(cmd_list))
 
-    p = _global_options(
-        subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
-    )
+    p = subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
     p.add_argument("name", metavar="NAME", help="run key or experiment name")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-n", "--lines", type=int, default=None, help="only the last N lines")
     p.set_defaults(func=_guarded(cmd_logs))
 
-    p = _global_options(
-        subparsers.add_parser("worker", help="run the worker in the foreground (normally started for you)")
-    )
+    p = subparsers.add_parser("worker", help="run the worker in the foreground (normally started for you)")
     p.add_argument("--stop", action="store_true", help="stop the running worker (its jobs keep running)")
     p.add_argument(
         "--idle-exit", type=float, default=0.0, help="exit after this many idle seconds (0: never)"
@@ -86,15 +74,6 @@ def _executor_option(p: argparse.ArgumentParser) -> None:
         default=None,
         help="where the queued jobs run: local processes or Slurm jobs (default: [runner] executor)",
     )
-
-
-def _global_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Accept the global options after the command too (`ftui launch 'ft1-*' --profile smoke`); SUPPRESS keeps
-    the value given before the command when they are absent here."""
-    p.add_argument("--registry", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.add_argument("--runs", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    p.add_argument("--profile", default=argparse.SUPPRESS, help="size profile (default: the registry's)")
-    return p
 
 
 def _guarded(fn: Any) -> Any:
@@ -315,23 +294,3 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     idle = args.idle_exit if args.idle_exit > 0 else float("inf")
     return Worker(runs_dir, idle_exit_s=idle).run()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A parser with the global options and only these commands (`python -m ftui.commands.queue_cmds`)."""
-    parser = argparse.ArgumentParser(prog="ftui")
-    parser.add_argument("--registry", type=Path, default=Path("experiments.toml"))
-    parser.add_argument("--runs", type=Path, default=None)
-    parser.add_argument("--profile", default=None)
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ftui.commands.queue_cmds import main
+from ftui.cli import main
 from ftui.runner import worker_pid
 from ftui.store import Store
 from tests.conftest import REPO_ROOT
