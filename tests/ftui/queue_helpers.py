@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import REPO_ROOT
+
+MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
 
 
 def run_ftui(
@@ -48,3 +53,21 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def mini_study_with(
+    folder: Path, values: Mapping[str, str], replace: Mapping[str, str] | None = None
+) -> Path:
+    """folder/experiments.toml: the mini study with some `key = value` lines changed (each must exist once)
+    and, optionally, some text replaced."""
+    text = MINI.read_text()
+    for key, value in values.items():
+        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
+        assert n == 1, key
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "experiments.toml"
+    path.write_text(text)
+    return path

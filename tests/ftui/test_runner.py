@@ -24,25 +24,17 @@ import pytest
 from ftui import procs
 from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from ftui.store import Store
-from tests.conftest import REPO_ROOT
-from tests.ftui.queue_helpers import events, list_json, run_ftui
+from tests.ftui.queue_helpers import events, list_json, mini_study_with, run_ftui
 from tests.ftui.queue_helpers import wait_until as wait_for
 
 pytestmark = pytest.mark.slow
 
-MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
 LONG = {"max_steps": "40", "epochs": "50", "checkpoint_every": "5", "log_every_steps": "1"}
 ENV = os.environ | {"FTUI_WORKER_IDLE_EXIT": "1.5", "FTUI_WORKER_POLL": "0.1"}
 
 
 def write_study(folder: Path, **values: str) -> Path:
-    text = MINI.read_text()
-    for key, value in values.items():
-        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
-        assert n == 1, key
-    path = folder / "experiments.toml"
-    path.write_text(text)
-    return path
+    return mini_study_with(folder, values)
 
 
 def ftui(registry: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -22,8 +22,7 @@ import pytest
 
 from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from ftui.store import Store
-from tests.conftest import REPO_ROOT
-from tests.ftui.queue_helpers import events, list_json, run_ftui
+from tests.ftui.queue_helpers import events, list_json, mini_study_with, run_ftui
 from tests.ftui.queue_helpers import wait_until as wait_for
 
 
@@ -49,22 +48,14 @@ pytestmark = [
     pytest.mark.skipif(not CLUSTER, reason="no Slurm cluster (bash tests/slurm/cluster.sh up)"),
 ]
 
-MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
 ENV = os.environ | {"FTUI_WORKER_IDLE_EXIT": "2", "FTUI_WORKER_POLL": "0.1", "FTUI_SLURM_POLL": "0.5"}
 # A fine-tune that runs until stopped: many epochs, a checkpoint every 5 steps.
 ENDLESS = {"max_steps": "1000000", "epochs": "100000", "checkpoint_every": "5", "log_every_steps": "1"}
 
 
 def write_study(folder: Path, slurm: str = "", **values: str) -> Path:
-    text = MINI.read_text()
-    for key, value in values.items():
-        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
-        assert n == 1, key
-    text = text.replace('executor = "local"', f'executor = "slurm"\n\n[runner.slurm]\ncpus = 1\n{slurm}')
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "experiments.toml"
-    path.write_text(text)
-    return path
+    slurm_runner = f'executor = "slurm"\n\n[runner.slurm]\ncpus = 1\n{slurm}'
+    return mini_study_with(folder, values, {'executor = "local"': slurm_runner})
 
 
 def ftui(registry: Path, *args: str) -> subprocess.CompletedProcess[str]:
