@@ -59,7 +59,8 @@ def build_slots(
         per = max(1, jobs_per_gpu)
         return [Slot(i, gpu) for i, gpu in enumerate(g for g in chosen for _ in range(per))]
     # CPU jobs share the cores instead of each starting one thread per core: on a 2-core machine two tiny
-    # smoke runs with two threads each ran ~2x slower than with one (thread contention), not faster.
+    # smoke runs with two threads each ran ~2x slower than with one (thread contention), not faster. The
+    # worker narrows this to the jobs actually running (a pretraining run alone gets every core).
     jobs = max(1, cpu_jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     return [Slot(i, None, threads) for i in range(jobs)]

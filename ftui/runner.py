@@ -12,6 +12,7 @@ worker after a crash) or `slurm` batch jobs (ftui.executors.slurm: submitted whe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import os
 import signal
@@ -325,6 +326,10 @@ class Worker:
         for label, n in self.local.slots_in_use().items():
             capacity[label] = capacity.get(label, 0) - n
         slots_by_label = {s.label: s for s in slots}
+        if "cpu" in slots_by_label:  # CPU jobs share the cores among those that will run after this round
+            running = self.local.slots_in_use().get("cpu", 0) + min(capacity["cpu"], len(local))
+            threads = max(1, (os.cpu_count() or 1) // max(1, running))
+            slots_by_label["cpu"] = dataclasses.replace(slots_by_label["cpu"], threads=threads)
         for job in local:
             free = [label for label, n in capacity.items() if n > 0]
             if not free:

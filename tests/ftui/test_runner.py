@@ -121,6 +121,12 @@ def test_a_launch_outlives_its_process_and_list_shows_it_done(sweep: tuple[Path,
         assert table[key]["jobs"]["eval"]["exit_code"] == 0 and table[key]["jobs"]["train"]["attempts"] == 1
         assert (registry.parent / "runs" / key / "eval.json").is_file()
     assert table["single-3"]["state"] == "new"
+    # CPU jobs share the cores among those running: base trained alone, the two fine-tunes side by side.
+    cores = os.cpu_count() or 1
+    assert f"device: cpu ({cores} threads)" in (registry.parent / "runs" / "base" / "train.log").read_text()
+    for key in ("single-1", "single-2"):
+        log_text = (registry.parent / "runs" / key / "train.log").read_text()
+        assert f"device: cpu ({max(1, cores // 2)} threads)" in log_text
     again = ftui(registry, "launch", "single-[12]")
     assert again.returncode == 0 and "already done, skipped" in again.stdout and "queued" not in again.stdout
     # A torn last line in events.jsonl (an engine killed mid-write) is ignored by readers.
