@@ -166,12 +166,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return cmd_launch(args, actions=("eval",))
 
 
+def _store_and_keys(args: argparse.Namespace) -> tuple[Store, list[str]]:
+    """The runs folder's queue and the run keys the patterns match (no registry needed: jobs outlive it)."""
+    registry = _registry(args, required=False)
+    store = Store(_runs_dir(args, registry))
+    return store, _match_keys(args.patterns, store, registry)
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ftui.runner import ensure_worker
 
-    registry = _registry(args, required=False)
-    store = Store(_runs_dir(args, registry))
-    keys = _match_keys(args.patterns, store, registry)
+    store, keys = _store_and_keys(args)
     changed = store.cancel(keys)
     if not changed:
         print("nothing to cancel: no queued or running job matches")
@@ -201,9 +206,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     from ftui.runner import ensure_worker
 
-    registry = _registry(args, required=False)
-    store = Store(_runs_dir(args, registry))
-    keys = _match_keys(args.patterns, store, registry)
+    store, keys = _store_and_keys(args)
     requeued = store.retry(keys)
     if not requeued:
         print("nothing to retry: no failed, cancelled or blocked job matches")

@@ -154,7 +154,8 @@ def test_run_folder_must_stay_under_the_runs_folder(tmp_path: Path) -> None:
 
 
 def test_a_percent_in_the_log_path_is_literal_for_slurm(tmp_path: Path) -> None:
-    assert sbatch.slurm_path(Path("/a/50%j/train.log")) == "/a/50%%j/train.log"
+    log = tmp_path / "50%j" / "train.log"
+    assert sbatch.slurm_path(log) == str(log).replace("50%j", "50%%j")
 
 
 # ---- parsing Slurm's answers ----------------------------------------------------------------------------
