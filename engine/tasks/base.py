@@ -16,7 +16,7 @@ import numpy as np
 from engine.tasks import text
 from engine.tasks.split import TEST_MODULUS, is_test
 from engine.tokenizer import BOS, EOS
-from engine.world import N_ATLANTIS, World
+from engine.world import World
 
 SETS = ("standard", "atlantis")
 Metric = Literal["abs_error", "accuracy"]
@@ -60,7 +60,7 @@ class Task:
             # one Atlantis city at a uniformly random used position, the other positions from all cities
             queries = rng.integers(0, len(world), size=(count, m))
             position = rng.integers(0, k)
-            queries[rows, position] = world.n_real + rng.integers(0, N_ATLANTIS, size=count)
+            queries[rows, position] = world.n_real + rng.integers(0, world.n_atlantis, size=count)
         queries[np.arange(m)[None, :] >= k[:, None]] = -1
         return queries.astype(np.int32)
 
