@@ -34,11 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from engine import tokenizer  # noqa: E402
+from engine.batching import Batcher  # noqa: E402
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import Part, train_set  # noqa: E402
 from engine.model import Transformer, parameter_groups  # noqa: E402
 from engine.tasks import TASKS  # noqa: E402
-from engine.train import Batcher, TrainLoop, lr_at, make_optimizer  # noqa: E402
+from engine.train import TrainLoop, lr_at, make_optimizer  # noqa: E402
 
 BATCH = 128
 PT1_PAPER_STEPS = 328_128
@@ -112,8 +113,8 @@ def engine_loop(
     amp = torch.bfloat16 if device.type == "cuda" else None
     if mode in ("graph", "graph+compile"):
         opt = capturable_adamw(parameter_groups(model, cfg.weight_decay), cfg.lr, cfg.betas, device)
-        loop = GraphedTrainLoop(model, opt, batcher.indices, tokens, BATCH,
-                                lambda s: lr_at(s, total, cfg.warmup_steps, cfg.lr), cfg.grad_clip,
+        loop = GraphedTrainLoop(model, opt, batcher, lambda s: lr_at(s, total, cfg.warmup_steps, cfg.lr),
+                                cfg.grad_clip,
                                 tokenizer.PAD, amp, compile_loss=mode == "graph+compile")  # fmt: skip
     else:
         opt = make_optimizer(model, cfg, device)
@@ -205,8 +206,7 @@ def pack_worker(data_root: Path, seconds: float, start_at: float) -> None:
     tokens = torch.from_numpy(rows).to(device)
     batcher = Batcher(tokens, BATCH, seed=os.getpid())
     opt = capturable_adamw(parameter_groups(model, 0.01), 1e-5, (0.9, 0.999), device)
-    loop = GraphedTrainLoop(model, opt, batcher.indices, tokens, BATCH, lambda s: 1e-5, 1.0, tokenizer.PAD,
-                            torch.bfloat16)  # fmt: skip
+    loop = GraphedTrainLoop(model, opt, batcher, lambda s: 1e-5, 1.0, tokenizer.PAD, torch.bfloat16)
     for i in range(20):
         loop.step(i)
     torch.cuda.synchronize()

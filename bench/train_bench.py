@@ -9,7 +9,12 @@ At the study's model shape (6 x 128, 1,601,920 params), batch 128, rows of 48 to
   (c) our loop (engine.train.TrainLoop: device-resident data, on-device batches and loss, fused AdamW and
   bf16 autocast on CUDA, optional torch.compile); the overhead of (c) beyond (a), and (c) / (b);
 - greedy decoding tokens/s with the KV cache against full recomputation (same prompts, no early stop);
-- on CUDA: the projected time of pt1 (328,128 steps) and of evaluating 14 sets x 10,000 queries.
+- on CUDA: the projected time of pt1 (328,128 steps) and of evaluating 14 sets x 10,000 queries;
+- batching by length (`--batching`, on by default): the laptop profile's pt1 (4 x 64, batch 64, answer loss,
+  its real seven-task rows of 23-57 tokens) stepped with every row padded to the mix's longest row (57, as
+  before batches were cropped), cropped to each batch's longest row (random batches), and grouped by length
+  (the profile's setting). The three are interleaved in rounds so a busy machine slows them alike; the
+  ratio grouped / padded is the speed-up (issue 14's target: >= 1.5x).
 Numbers are printed, never asserted.
 """
 
@@ -28,12 +33,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.batching import Batcher  # noqa: E402
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.evaluate import decode_batch  # noqa: E402
 from engine.model import Transformer  # noqa: E402
 from engine.tokenizer import BOS, EOS, PAD  # noqa: E402
 from engine.train import (  # noqa: E402
-    Batcher,
     TrainLoop,
     make_optimizer,
     resolve_amp_dtype,
@@ -146,6 +151,47 @@ def bench_ours(
     return timed(device, args.warmup, args.steps, run)
 
 
+def bench_batching(device: torch.device, steps: int, rounds: int = 5) -> dict[str, float]:
+    """Steps/s of the laptop pt1 under the three batchings (median step, interleaved rounds)."""
+    from engine.data import Part, build_train_tokens
+    from engine.world import WorldSpec
+
+    tasks = ("distance", "trianglearea", "angle", "compass", "inside", "perimeter", "crossing")
+    rows = build_train_tokens(
+        [Part(t, "standard", 4096) for t in tasks], 0, WorldSpec(min_population=1_500_000)
+    )
+    tokens = torch.from_numpy(rows).to(device)
+    cfg = ModelConfig(n_layer=4, d_model=64, n_head=4, d_mlp=256, max_seq_len=96)
+    tc = TrainConfig(batch_size=64, lr=1e-3, loss="answer")
+    variants = {
+        "padded to 57": Batcher(tokens, 64, seed=0, width_multiple=rows.shape[1]),
+        "cropped": Batcher(tokens, 64, seed=0),
+        "grouped by length": Batcher(tokens, 64, seed=0, group_by_length=True),
+    }
+    loops = {}
+    for name, batcher in variants.items():
+        torch.manual_seed(0)
+        model = Transformer(cfg).to(device)
+        loops[name] = TrainLoop(model, make_optimizer(model, tc, device), batcher, tc, 10**6, PAD, None)
+    durations: dict[str, list[float]] = {name: [] for name in variants}
+    step = 0
+    for r in range(rounds + 1):
+        for name, loop in loops.items():
+            for s in range(step, step + steps):
+                t0 = time.perf_counter()
+                loop.step(s)
+                if r:  # round 0 warms up
+                    durations[name].append(time.perf_counter() - t0)
+        step += steps
+    rates = {name: 1.0 / float(np.median(d)) for name, d in durations.items()}
+    for name, batcher in variants.items():
+        print(f"  laptop pt1, {name:<18}: {rates[name]:7.2f} steps/s  "
+              f"({batcher.padded_fraction():.0%} of computed positions are padding)")  # fmt: skip
+    print(f"  grouped / padded: {rates['grouped by length'] / rates['padded to 57']:.2f}x   "
+          f"cropped / padded: {rates['cropped'] / rates['padded to 57']:.2f}x")  # fmt: skip
+    return rates
+
+
 def bench_decode(
     cfg: ModelConfig, device: torch.device, n_prompts: int, new_tokens: int, full: bool
 ) -> float:
@@ -182,6 +228,9 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--decode-prompts", type=int, default=None, help="default 128 on CPU, 2000 on CUDA")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the laptop pt1 padded / cropped / grouped by length (default on)")  # fmt: skip
+    p.add_argument("--only-batching", action="store_true", help="skip everything but --batching")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -190,6 +239,11 @@ def main() -> None:
     args.steps = args.steps or (300 if cuda else 7)
     args.warmup = args.warmup if args.warmup is not None else (30 if cuda else 2)
     n_decode = args.decode_prompts or (2000 if cuda else 128)
+    if args.batching or args.only_batching:
+        print("batching by length (issue 14):")
+        bench_batching(device, steps=20 if not cuda else 100)
+        if args.only_batching:
+            return
     cfg = ModelConfig()
     rows = synthetic_rows(max(args.batch * 64, 8192))
     name = torch.cuda.get_device_name() if cuda else f"cpu, {torch.get_num_threads()} threads"

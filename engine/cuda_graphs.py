@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from engine.batching import Batcher
 from engine.model import KVCache, Transformer
 from engine.train import next_token_loss
 
@@ -85,41 +86,49 @@ class _StateSnapshot:
 
 
 class GraphedTrainLoop:
-    """Same interface as engine.train.TrainLoop (`step(s)`, `take_loss()`), one CUDA graph per step."""
+    """Same interface as engine.train.TrainLoop (`step(s)`, `take_loss()`), one CUDA graph replay per step.
+
+    Batches differ in width (engine/batching.py crops each to its longest row, rounded up to a multiple of
+    8 for this loop), so one graph is captured per width, the first time a batch of that width comes; the
+    graphs share the parameters and the optimizer state and differ only in their activations.
+    """
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        batch_indices: Callable[[int], Tensor],
-        tokens: Tensor,
-        batch_size: int,
+        batcher: Batcher,
         lr_at: Callable[[int], float],
         grad_clip: float,
         pad_id: int,
         amp_dtype: torch.dtype | None,
         compile_loss: bool = False,
+        answer_only: bool = False,
     ) -> None:
+        tokens = batcher.tokens
+        self.answer_only = answer_only
         if tokens.device.type != "cuda":
             raise ValueError("CUDA graphs need the token array on a CUDA device")
         self.model, self.optimizer = model, optimizer
-        self.batch_indices, self.lr_at = batch_indices, lr_at
+        self.batcher, self.lr_at = batcher, lr_at
         self.tokens, self.pad_id, self.amp_dtype, self.grad_clip = tokens, pad_id, amp_dtype, grad_clip
         self.device = tokens.device
         self.params = [p for p in model.parameters() if p.requires_grad]
         # torch.compile fuses the forward's small kernels; the graph then replays the fused ones.
-        self.loss_fn = torch.compile(self._loss) if compile_loss else self._loss
-        self.idx = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        self.loss_fn = torch.compile(self._loss, dynamic=False) if compile_loss else self._loss
+        self.idx = torch.zeros(batcher.batch_size, dtype=torch.long, device=self.device)
         self.loss_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
         self.lrs = _lr_tensors(optimizer, self.device)
-        self.graph = self._capture()
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
 
     def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        return next_token_loss(self.model, inputs, targets, self.pad_id, self.amp_dtype, autocast_cache=False)
+        return next_token_loss(
+            self.model, inputs, targets, self.pad_id, self.amp_dtype, False, answer_only=self.answer_only
+        )
 
-    def _body(self) -> None:
-        rows = self.tokens.index_select(0, self.idx).long()
+    def _body(self, width: int) -> None:
+        rows = self.tokens.index_select(0, self.idx)[:, :width].long()
         loss = self.loss_fn(rows[:, :-1], rows[:, 1:])
         loss.backward()
         if self.grad_clip > 0:
@@ -127,32 +136,37 @@ class GraphedTrainLoop:
         self.optimizer.step()
         self.loss_sum += loss.detach()
 
-    def _capture(self) -> torch.cuda.CUDAGraph:
+    def _capture(self, width: int) -> torch.cuda.CUDAGraph:
+        """Capture the step for batches of `width` columns; self.idx already holds a real batch."""
         snapshot = _StateSnapshot(self.params, self.optimizer)
-        self.idx.copy_(self.batch_indices(0))
+        loss_before = self.loss_sum.clone()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(WARMUP_ITERS):
                 self.optimizer.zero_grad(set_to_none=True)
-                self._body()
+                self._body(width)
         torch.cuda.current_stream().wait_stream(side)
         # Gradients must be unallocated at capture: backward then writes (not adds) them on every replay.
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._body()
+            self._body(width)
         torch.cuda.synchronize()
         snapshot.restore()
-        self.loss_sum.zero_()
+        self.loss_sum.copy_(loss_before)
         return graph
 
     def step(self, step: int) -> None:
-        self.idx.copy_(self.batch_indices(step), non_blocking=True)
+        self.idx.copy_(self.batcher.indices(step), non_blocking=True)
+        width = self.batcher.width(step)
         lr = self.lr_at(step)
         for t in self.lrs:
             t.fill_(lr)
-        self.graph.replay()
+        graph = self.graphs.get(width)
+        if graph is None:
+            graph = self.graphs[width] = self._capture(width)
+        graph.replay()
         self.loss_count += 1
 
     def take_loss(self) -> float:

@@ -2,9 +2,8 @@
 
 Built to run on a GPU without host round trips (a later step captures the step in CUDA graphs):
 - the whole token array [N, L] (every row padded to the set's fixed length L) is moved to the device once;
-- each epoch's order is a permutation drawn from a torch.Generator seeded by (seed, epoch), so step s always
-  sees the same batch (epoch = s // steps_per_epoch, offset = s % steps_per_epoch): resume needs no data
-  state;
+- the batch of step s (its rows and its width) is a pure function of (seed, s) (engine/batching.py), so
+  resume needs no data state;
 - batches are gathered on the device by index; the loss is accumulated on the device and read when logging;
 - the learning rate is a pure function of the step (nanoGPT's get_lr), set on the param groups each step.
 The last partial batch of an epoch is dropped: total_steps = epochs * (N // batch_size), capped by max_steps.
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import engine
+from engine.batching import Batcher
 from engine.checkpoint import (
     CHECKPOINT_DIR,
     FINAL_NAME,
@@ -46,6 +46,8 @@ from engine.config import ConfigError, RunConfig, TrainConfig, parse_config, rea
 from engine.model import Transformer, parameter_groups
 from engine.runlog import EVENTS_NAME, RunLog, log_only
 from engine.stopping import StopFlag, stop_on_signals
+from engine.tokenizer import encode
+from engine.world import world_mismatch
 
 if TYPE_CHECKING:
     from engine.cuda_graphs import GraphedTrainLoop
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 COMPILE_AUTO_MIN_STEPS = 10_000
 COMPILE_MODE = "default"  # torch.compile mode on CUDA (bench/train_bench.py compares the modes)
 GRAPH_AUTO_MIN_STEPS = 200  # CUDA-graph capture (~1 s) pays for itself within a few hundred steps
+ANSWER_MARK = encode("=")[0]  # the token between a prompt and its answer
+GRAPH_WIDTH_MULTIPLE = 8  # graphed batches are 8, 16, ... columns wide: one captured graph per width
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -116,12 +120,18 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
     return peak * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The loop
+
+
+def answer_targets(inputs: Tensor, targets: Tensor, pad_id: int) -> Tensor:
+    """`targets` with every position up to the prompt's "=" replaced by PAD (so ignored by the loss).
+
+    What is left is the answer and its <eos>: the loss of `train.loss = "answer"`. The prompt's city IDs are
+    random, so predicting them teaches nothing about the geometry; their irreducible loss only adds gradient
+    noise. A named deviation from the study (which trains on every token), used by the laptop profile."""
+    after_mark = torch.cumsum(inputs == ANSWER_MARK, dim=1) > 0
+    return torch.where(after_mark, targets, pad_id)
 
 
 def next_token_loss(
@@ -131,9 +141,13 @@ def next_token_loss(
     pad_id: int,
     amp_dtype: torch.dtype | None,
     autocast_cache: bool = True,
+    answer_only: bool = False,
 ) -> Tensor:
-    """Mean cross-entropy of every next token (padding targets ignored), computed in float32; the forward
-    runs under autocast when amp_dtype is given. A CUDA-graph capture needs autocast_cache=False."""
+    """Mean cross-entropy of every next token (padding targets ignored; with answer_only, only the answer's),
+    computed in float32; the forward runs under autocast when amp_dtype is given. A CUDA-graph capture needs
+    autocast_cache=False."""
+    if answer_only:
+        targets = answer_targets(inputs, targets, pad_id)
     with torch.autocast(
         inputs.device.type,
         dtype=amp_dtype or torch.float32,
@@ -144,37 +158,6 @@ def next_token_loss(
     return F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
     )
-
-
-class Batcher:
-    """Batch of step s, a pure function of (seed, s): rows gathered on the device by index."""
-
-    def __init__(self, tokens: Tensor, batch_size: int, seed: int) -> None:
-        self.tokens = tokens  # uint8 [N, L] on the training device
-        self.batch_size = batch_size
-        self.seed = seed
-        self.n_rows = tokens.shape[0]
-        self.steps_per_epoch = self.n_rows // batch_size
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"{self.n_rows} rows are fewer than one batch of {batch_size}")
-        self._epoch = -1
-        self._perm = torch.empty(0, dtype=torch.long)
-
-    def permutation(self, epoch: int) -> Tensor:
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-            # Drawn on the CPU (same order on every device), copied to the device once per epoch.
-            self._perm = torch.randperm(self.n_rows, generator=gen).to(self.tokens.device)
-            self._epoch = epoch
-        return self._perm
-
-    def indices(self, step: int) -> Tensor:
-        epoch, k = divmod(step, self.steps_per_epoch)
-        start = k * self.batch_size
-        return self.permutation(epoch)[start : start + self.batch_size]
-
-    def batch(self, step: int) -> Tensor:
-        return self.tokens.index_select(0, self.indices(step)).long()
 
 
 class TrainLoop:
@@ -209,7 +192,10 @@ class TrainLoop:
             self.loss_fn = torch.compile(self._loss, mode=compile_mode)  # type: ignore[assignment]
 
     def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        return next_token_loss(self.model, inputs, targets, self.pad_id, self.amp_dtype)
+        answer_only = self.cfg.loss == "answer"
+        return next_token_loss(
+            self.model, inputs, targets, self.pad_id, self.amp_dtype, answer_only=answer_only
+        )
 
     def step(self, step: int) -> None:
         lr = lr_at(step, self.total_steps, self.cfg.warmup_steps, self.cfg.lr)
@@ -311,6 +297,10 @@ def run_training(
                 check_model_config(parent_state, cfg.model, parent)
             except CheckpointError as e:
                 parent_error = e
+            if parent_state is not None:
+                mismatch = world_mismatch(parent_state.get("config"), cfg.world, f"parent {parent}")
+                if mismatch:
+                    raise ConfigError(f"{file}: world: {mismatch}")
     except ConfigError as e:
         log_only(run_dir, f"error: {e}")
         return 2
@@ -362,20 +352,26 @@ def _train(
     log.log(f"run {cfg.name} ({cfg.kind}) in {run_dir}")
     log.log(f"argv: {' '.join(sys.argv)}")
     log.log(f"versions: {versions()}  device: {describe_device(device)}  autocast: {amp_dtype}")
+    log.log(f"world: {cfg.world.describe()}")
     log.log("config: " + _json(cfg.to_dict()))
 
     # 2. Data: built once per recipe under data_root, then copied to the device in one go.
     parts = [Part(task=p.task, set=p.set, n=p.n) for p in cfg.data.parts]
-    rows_np = train_set(parts, seed=cfg.data.seed, data_root=cfg.data_root_path(run_dir))
+    rows_np = train_set(parts, seed=cfg.data.seed, data_root=cfg.data_root_path(run_dir), world=cfg.world)
     n_rows, row_len = rows_np.shape
     if row_len > cfg.model.max_seq_len:
         raise RuntimeError(f"rows of {row_len} tokens exceed model.max_seq_len {cfg.model.max_seq_len}")
     tokens = torch.from_numpy(np.array(rows_np, dtype=np.uint8, copy=True)).to(device)
-    batcher = Batcher(tokens, tc.batch_size, cfg.seed)
     total_steps = total_steps_for(n_rows, tc)
+    graphed = should_capture(tc.compile, device, total_steps) and on_batch is None
+    batcher = Batcher(
+        tokens, tc.batch_size, cfg.seed, group_by_length=tc.group_by_length,
+        width_multiple=GRAPH_WIDTH_MULTIPLE if graphed else 1,
+    )  # fmt: skip
     log.log(
         f"data: {n_rows:,} rows x {row_len} tokens; {batcher.steps_per_epoch:,} steps/epoch; "
-        f"{total_steps:,} steps"
+        f"{total_steps:,} steps; batches {'grouped by length' if tc.group_by_length else 'shuffled'}, "
+        f"{batcher.padded_fraction():.0%} padding"
     )
 
     # 3. Model and optimizer: fresh, from the parent (fine-tuning), or from our newest checkpoint (resume).
@@ -385,7 +381,6 @@ def _train(
         model.load_state_dict(parent_state["model"])
         log.log(f"initialised from parent {cfg.parent} (step {parent_state.get('step')})")
     model.to(device)
-    graphed = should_capture(tc.compile, device, total_steps) and on_batch is None
     optimizer = make_optimizer(model, tc, device, capturable=graphed)
     start_step = 0
     resume = latest_checkpoint(run_dir)
@@ -409,9 +404,8 @@ def _train(
         fuse = should_compile(tc.compile, device, total_steps)
         mode: str | None = "cuda-graph+compile" if fuse else "cuda-graph"
         loop = GraphedTrainLoop(
-            model, optimizer, batcher.indices, tokens, tc.batch_size,
-            lambda s: lr_at(s, total_steps, tc.warmup_steps, tc.lr), tc.grad_clip, tokenizer.PAD, amp_dtype,
-            compile_loss=fuse,
+            model, optimizer, batcher, lambda s: lr_at(s, total_steps, tc.warmup_steps, tc.lr), tc.grad_clip,
+            tokenizer.PAD, amp_dtype, compile_loss=fuse, answer_only=tc.loss == "answer",
         )  # fmt: skip
     else:
         compiled = should_compile(tc.compile, device, total_steps)
@@ -421,6 +415,7 @@ def _train(
         "start",
         action="train",
         config=cfg.to_dict(),
+        world=cfg.world.to_dict(),
         versions=versions(),
         device=describe_device(device),
         resumed_from_step=start_step,
@@ -434,8 +429,10 @@ def _train(
         log.event("checkpoint", step=step, path=str(path.relative_to(run_dir)))
 
     ckpt_dir = run_dir / CHECKPOINT_DIR
-    tokens_per_step = tc.batch_size * (row_len - 1)
-    last_t, last_step, done = time.monotonic(), start_step, start_step
+    tokens_per_step = tc.batch_size * float(batcher.lengths.mean() - 1)  # trained (non-PAD) positions
+    rate_meter = RateMeter()
+    rate_meter.add(time.monotonic(), start_step)
+    last_t, done = time.monotonic(), start_step
     model.train()
     for s in range(start_step, total_steps):
         if stop.requested:
@@ -444,10 +441,10 @@ def _train(
         done = s + 1
         now = time.monotonic()
         if done % tc.log_every_steps == 0 or now - last_t >= tc.log_every_s or done == total_steps:
-            rate = (done - last_step) / max(now - last_t, 1e-9)
+            rate = rate_meter.add(now, done)
             loss = loop.take_loss()
             lr = lr_at(s, total_steps, tc.warmup_steps, tc.lr)
-            eta = (total_steps - done) / rate
+            eta = (total_steps - done) / rate if rate > 0 else float("nan")
             log.event(
                 "step",
                 step=done,
@@ -456,13 +453,13 @@ def _train(
                 loss=round(loss, 6),
                 lr=lr,
                 tokens_per_s=round(rate * tokens_per_step, 1),
-                eta_s=round(eta, 1),
+                eta_s=round(eta, 1) if math.isfinite(eta) else None,
             )
             log.log(
                 f"step {done:>8,}/{total_steps:,}  epoch {done / spe:7.3f}  loss {loss:.4f}  lr {lr:.3e}  "
                 f"{rate:,.1f} steps/s  eta {_hms(eta)}"
             )
-            last_t, last_step = now, done
+            last_t = now
         if done % tc.checkpoint_every == 0 and done < total_steps:
             save(done, ckpt_dir / step_name(done))
             prune_checkpoints(run_dir, tc.keep_checkpoints)
@@ -484,6 +481,23 @@ def _train(
     log.log(f"finished: {done:,} steps in {_hms(elapsed)}; weights in {ckpt_dir / FINAL_NAME}")
     log.event("end", action="train", reason="finished", step=done, elapsed_s=elapsed)
     return 0
+
+
+class RateMeter:
+    """Steps per second over a trailing window (RATE_WINDOW_S), so one slow interval (a checkpoint being
+    saved, a busy machine) moves the rate and the ETA a little instead of making them swing."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self.points: list[tuple[float, int]] = []
+
+    def add(self, t: float, step: int) -> float:
+        """Record (time, step); returns the rate over the window (0.0 before two points)."""
+        self.points.append((t, step))
+        while len(self.points) > 2 and t - self.points[1][0] >= self.window_s:
+            self.points.pop(0)
+        (t0, s0) = self.points[0]
+        return (step - s0) / (t - t0) if t > t0 else 0.0
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.batching import Batcher
 from engine.checkpoint import load_checkpoint
 from engine.config import ModelConfig, TrainConfig, config_hash
 from engine.data import Part, build_train_tokens, eval_sets
@@ -18,7 +19,7 @@ from engine.evaluate import eval_main, generate, load_model
 from engine.model import Transformer
 from engine.tasks import TASKS, get_task
 from engine.tokenizer import PAD, decode
-from engine.train import Batcher, TrainLoop, make_optimizer, run_training
+from engine.train import TrainLoop, make_optimizer, run_training
 from tests.engine.train_helpers import (
     SMOKE_DIR,
     events,

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from engine import tokenizer
+from engine.batching import Batcher
 from engine.config import ModelConfig, TrainConfig
 from engine.evaluate import decode_batch
 from engine.model import Transformer
-from engine.train import Batcher, TrainLoop, lr_at, make_optimizer
+from engine.train import TrainLoop, lr_at, make_optimizer
 
 pytestmark = pytest.mark.gpu
 
@@ -25,7 +26,9 @@ def _rows(n: int, length: int, seed: int) -> torch.Tensor:
     return rows.cuda()
 
 
-def test_graphed_training_step_matches_eager() -> None:
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_graphed_training_step_matches_eager(group_by_length: bool) -> None:
+    """Same losses and weights, with batches of several widths (one graph captured per width)."""
     from engine.cuda_graphs import GraphedTrainLoop
 
     device = torch.device("cuda")
@@ -36,22 +39,12 @@ def test_graphed_training_step_matches_eager() -> None:
     for graphed in (False, True):
         torch.manual_seed(0)
         model = Transformer(ModelConfig(n_layer=2, d_model=64, n_head=4, d_mlp=128)).to(device)
-        batcher = Batcher(tokens, cfg.batch_size, seed=3)
+        batcher = Batcher(tokens, cfg.batch_size, seed=3, group_by_length=group_by_length, width_multiple=8)
         opt = make_optimizer(model, cfg, device, capturable=graphed)
         loop: TrainLoop | GraphedTrainLoop
         if graphed:
             schedule = lambda s: lr_at(s, 40, 5, cfg.lr)  # noqa: E731
-            loop = GraphedTrainLoop(
-                model,
-                opt,
-                batcher.indices,
-                tokens,
-                cfg.batch_size,
-                schedule,
-                cfg.grad_clip,
-                tokenizer.PAD,
-                None,
-            )
+            loop = GraphedTrainLoop(model, opt, batcher, schedule, cfg.grad_clip, tokenizer.PAD, None)
         else:
             loop = TrainLoop(model, opt, batcher, cfg, 40, tokenizer.PAD, None)
         losses[graphed] = []
@@ -59,6 +52,8 @@ def test_graphed_training_step_matches_eager() -> None:
             loop.step(s)
             losses[graphed].append(loop.take_loss())
         weights[graphed] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    if group_by_length:
+        assert len({batcher.width(s) for s in range(40)}) > 1  # several graphs were captured
     assert losses[True] == pytest.approx(losses[False], rel=1e-4, abs=1e-5)
     assert torch.allclose(weights[True], weights[False], rtol=1e-3, atol=1e-5)
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import Tensor
 
+from engine.batching import Batcher
 from engine.checkpoint import load_checkpoint
-from engine.train import Batcher, StopFlag, run_training
+from engine.train import StopFlag, run_training
 from tests.engine.train_helpers import (
     engine_cmd,
     engine_env,
