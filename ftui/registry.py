@@ -24,7 +24,15 @@ import tomli_w
 
 from ftui.atomic import atomic_write_text
 from ftui.registry_parse import parse_registry
-from ftui.registry_schema import MODEL_KEYS, TRAIN_KEYS, Problem, RegistryError, Spec, did_you_mean
+from ftui.registry_schema import (
+    MODEL_KEYS,
+    TRAIN_KEYS,
+    WORLD_KEYS,
+    Problem,
+    RegistryError,
+    Spec,
+    did_you_mean,
+)
 from ftui.registry_types import (
     Experiment,
     HeatmapDef,
@@ -160,6 +168,10 @@ class Registry:
             config["parent"] = f"{up}{run.parent_key}/checkpoints/final.pt"
         config["data_root"] = f"{up}{DATA_DIR}"
         config["data"] = {"seed": self.study.data_seed, "parts": self._parts(exp, section)}
+        if prof.world:
+            config["world"] = {
+                key: _plain(prof.world[key], spec) for key, spec in WORLD_KEYS.items() if key in prof.world
+            }
         config["model"] = {
             key: _plain(prof.model[key], spec) for key, spec in MODEL_KEYS.items() if key in prof.model
         }

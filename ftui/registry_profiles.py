@@ -53,7 +53,9 @@ def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
             return profiles[name]
         body = own[name]
         parent_name = body["inherit"]
-        layers: dict[str, dict[str, Any]] = {s: {} for s in ("model", "pretrain", "finetune", "eval")}
+        layers: dict[str, dict[str, Any]] = {
+            s: {} for s in ("world", "model", "pretrain", "finetune", "eval")
+        }
         if parent_name is not None:
             where = f"profile {name!r}"
             if not isinstance(parent_name, str) or parent_name not in own:
@@ -75,12 +77,14 @@ def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
             if parent is None:
                 return None
             layers = {
+                "world": dict(parent.world),
                 "model": dict(parent.model),
                 "pretrain": dict(parent.pretrain),
                 "finetune": dict(parent.finetune),
                 "eval": dict(parent.eval),
             }
         # Layering: the parent's result, then this profile's shared [train], then its own kind section.
+        layers["world"].update(body["world"])
         layers["model"].update(body["model"])
         layers["eval"].update(body["eval"])
         for kind in KINDS:
@@ -93,6 +97,7 @@ def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:
             pretrain=frozen_map(layers["pretrain"]),
             finetune=frozen_map(layers["finetune"]),
             eval=frozen_map(layers["eval"]),
+            world=frozen_map(layers["world"]),
         )
         profiles[name] = profile
         return profile

@@ -263,6 +263,8 @@ TRAIN_KEYS: dict[str, Spec] = {
     "betas": Spec("float_list", length=2),
     "grad_clip": Spec("float", 0),
     "warmup_steps": Spec("int", 0),
+    "group_by_length": Spec("bool"),
+    "loss": Spec("str", choices=("all", "answer")),
     "log_every_steps": Spec("int", 1),
     "log_every_s": Spec("float", 0, exclusive_minimum=True),
     "checkpoint_every": Spec("int", 1),
@@ -285,7 +287,16 @@ EVAL_KEYS: dict[str, Spec] = {
     "sets": Spec("str_list", choices=("standard", "atlantis")),
     "save_examples": Spec("bool"),
 }
+# The world a profile's runs live in (STUDY.md "World"; the engine's [world] table). Keys left out take the
+# engine's defaults, which are the study's world.
+WORLD_KEYS: dict[str, Spec] = {
+    "min_population": Spec("int", 0),
+    "atlantis_cities": Spec("int", 1),
+    "atlantis_center": Spec("float_list", length=2),  # [longitude, latitude] in degrees
+    "atlantis_sigma": Spec("float", 0, exclusive_minimum=True),  # degrees
+}
 PROFILE_SECTIONS: dict[str, dict[str, Spec]] = {
+    "world": WORLD_KEYS,
     "model": MODEL_KEYS,
     "train": TRAIN_KEYS,
     "pretrain": KIND_KEYS,

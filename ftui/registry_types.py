@@ -81,6 +81,7 @@ class Profile:
     pretrain: Mapping[str, Any]
     finetune: Mapping[str, Any]
     eval: Mapping[str, Any]
+    world: Mapping[str, Any] = field(default_factory=lambda: frozen_map({}))
 
     def kind(self, kind: str) -> Mapping[str, Any]:
         return self.pretrain if kind == "pretrain" else self.finetune
