@@ -62,7 +62,7 @@ def test_shipped_study_expands_to_71_experiments(shipped: Registry) -> None:
     for exp in shipped.experiments[1:]:
         assert exp.kind == "finetune" and exp.parent == "pt1"
         assert exp.warmup == exp.family.startswith("ftwb")  # type: ignore[union-attr]
-    assert {p for p in shipped.profiles} == {"paper", "reduced", "small", "smoke"}
+    assert {p for p in shipped.profiles} == {"paper", "reduced", "laptop", "smoke"}
 
 
 def test_shipped_task_sets_match_the_study(shipped: Registry) -> None:
@@ -122,7 +122,7 @@ def test_paper_profile_resolves_to_the_study_sizes(shipped: Registry) -> None:
 
 
 def test_smaller_profiles_inherit_and_override(shipped: Registry) -> None:
-    paper, small, smoke = (shipped.profiles[p] for p in ("paper", "small", "smoke"))
+    paper, small, smoke = (shipped.profiles[p] for p in ("paper", "laptop", "smoke"))
     assert small.inherit == "paper" and smoke.inherit == "paper"
     assert small.model["max_seq_len"] == paper.model["max_seq_len"]  # inherited
     assert small.pretrain["weight_decay"] == paper.pretrain["weight_decay"]
