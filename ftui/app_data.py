@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftui.safe_text import clean
+
 # Display of each state: a symbol plus the word, so NO_COLOR and colour-blind users read it the same way.
 STATE_SYMBOLS: dict[str, str] = {
     "new": "·",
@@ -199,9 +201,9 @@ class AppData:
             total_steps=total,
             loss=d["loss"],
             eta_s=d["eta_s"],
-            gpu=where_label(d),
-            result=d["result"],
-            reason=d["reason"],
+            gpu=clean(where_label(d) or "", one_line=True) or None,  # a Slurm node name comes from squeue
+            result=clean(d["result"], one_line=True),
+            reason=clean(d["reason"] or "", one_line=True),  # Slurm messages, the engine's errors
         )
 
     def _eval_sets_total(self, run: Any) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ftui import procs
 from ftui.runstate import RunProgress, is_trained, summarize_results
+from ftui.safe_text import clean
 from ftui.store import Job, Store
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
@@ -180,7 +181,8 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
             progress = ""
         loss = f"{r['loss']:.4f}" if r["loss"] is not None else ""
         detail = r["result"] or (r["reason"] if r["state"] in ("failed", "blocked", "cancelled") else "")
-        # Text, not markup: a reason may contain brackets (a log line, a path).
+        # Text, not markup: a reason may contain brackets (a log line, a path). Cleaned: reasons and Slurm
+        # messages come from outside (squeue, the engine) and must not drive the terminal.
         cells: list[str | Text] = [
             r["key"],
             r["tasks"],
@@ -188,9 +190,9 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
             progress,
             format_eta(r["eta_s"]),
             loss,
-            Text(detail),
+            Text(clean(detail, one_line=True)),
         ]
         if with_slurm:
-            cells.append(Text(slurm_label(r)))
+            cells.append(Text(clean(slurm_label(r), one_line=True)))
         table.add_row(*cells)
     Console().print(table)
