@@ -93,6 +93,7 @@ def _row(
         "eta_s": progress.eta_now(now) if progress and state == "running" else None,
         "tokens_per_s": progress.tokens_per_s if progress else None,
         "eval_sets_done": progress.eval_sets_done if progress and progress.action == "eval" else None,
+        "eval_sets_total": progress.eval_total if progress and progress.action == "eval" else None,
         "result": summarize_results(results, tasks, shorts) if results else "",
         "reason": job.reason if job is not None else "",
         "pid": job.pid if job is not None else None,
@@ -174,7 +175,8 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")
         if r["action"] == "eval" and r["eval_sets_done"] is not None:
-            progress = f"{r['eval_sets_done']} sets"
+            total = f"/{r['eval_sets_total']}" if r.get("eval_sets_total") else ""
+            progress = f"{r['eval_sets_done']}{total} sets"
         elif r["step"] is not None and r["total_steps"]:
             progress = f"{r['step']}/{r['total_steps']}"
         else:
