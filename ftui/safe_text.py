@@ -77,6 +77,14 @@ def display_line(raw: bytes, *, keep_sgr: bool = False) -> str:
     return clean(terminal_line(raw.decode("utf-8", errors="replace")), keep_sgr=keep_sgr)
 
 
+def display_lines(raw: list[bytes], *, keep_sgr: bool = False) -> list[str]:
+    """`display_line` of many lines; a block with no carriage return and no control is decoded in one go."""
+    text = b"\n".join(raw).decode("utf-8", errors="replace")
+    if _CONTROLS.search(text) is None:  # \r is one of them
+        return text.split("\n") if raw else []
+    return [clean(terminal_line(line), keep_sgr=keep_sgr) for line in text.split("\n")]
+
+
 def display_partial(raw: bytes, *, keep_sgr: bool = False) -> str:
     """The unfinished last line of a growing log (a live progress bar), as `display_line`.
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ftui.safe_text import display_line, display_partial, last_carriage_part
+from ftui.safe_text import display_lines, display_partial, last_carriage_part
 
 # One read never hands back more than this many bytes, so a 1 GB log opened late cannot stall a worker for
 # long; the rest comes on the next poll.
@@ -111,7 +111,7 @@ class LogTail(FileTail):
             return None
         self._partial = last_carriage_part(self._partial)
         sgr = self.keep_sgr
-        return [display_line(line, keep_sgr=sgr) for line in raw], display_partial(self.partial, keep_sgr=sgr)
+        return display_lines(raw, keep_sgr=sgr), display_partial(self.partial, keep_sgr=sgr)
 
 
 class EventsTail:

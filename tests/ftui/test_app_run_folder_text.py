@@ -1,5 +1,5 @@
-"""Bytes from a run folder in the app (issue 13, faults 3 and 4): a log with escape sequences, control bytes and
-invalid UTF-8 cannot drive the terminal, and carriage-return progress bars show the way a terminal shows them.
+"""Bytes from a run folder in the app (issue 13, faults 3 and 4): a log with escape sequences, control bytes
+and invalid UTF-8 cannot drive the terminal, and carriage-return progress bars show as a terminal shows them.
 
 What reaches the terminal is checked on the frame the app would write: the compositor's full update rendered
 to the exact string Textual sends to the terminal driver (headless tests write nothing, so the string is
@@ -81,7 +81,8 @@ async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(
         + b"after the clear\n"
         + b"\x1b[1;31mred\x1b[0m and plain\n"  # colour: dropped, the text stays
         + b"bell\x07 del\x7f c1 \xc2\x9b2J 8-bit \x9b2J bad utf-8 \xff\xfe end\n"
-        + b"dcs \x1bPq#0;2;0;0;0\x1b\\ apc \x1b_hidden\x1b\\ osc8 \x1b]8;;http://x\x07link\x1b]8;;\x07 reset \x1bc.\n"
+        + b"dcs \x1bPq#0;2;0;0;0\x1b\\ apc \x1b_hidden\x1b\\ "
+        + b"osc8 \x1b]8;;http://x\x07link\x1b]8;;\x07 reset \x1bc.\n"
         + b"unfinished \x1b]0;ANOTHER TITLE"  # a live line that is an unterminated OSC
     )
     app = make_app(study, start_worker=False)
