@@ -126,7 +126,7 @@ def _fit(live: str) -> str:
 
 def _stopped_message(log: Path, run_key: str, still_running: bool | None) -> str:
     if still_running is None:
-        return f"ftui: stopped following {log}. Only this command stopped: the run is not touched."
+        return f"ftui: stopped following {log}; only this command stopped, the run is not touched"
     if still_running:
-        return f"ftui: stopped following {log}. {run_key} keeps running (`ftui cancel {run_key}` stops it)."
-    return f"ftui: stopped following {log} ({run_key} is not running)."
+        return f"ftui: stopped following {log}; {run_key} keeps running (stop it with: ftui cancel {run_key})"
+    return f"ftui: stopped following {log} ({run_key} is not running)"

@@ -153,7 +153,7 @@ def test_follow_draws_a_live_bar_in_place_and_ctrl_c_says_the_run_keeps_running(
             term.proc.wait()
     assert code == 0
     assert b"TITLE" not in output and b"\x1b]" not in output
-    assert "single-1 keeps running (`ftui cancel single-1` stops it)" in err
+    assert "; single-1 keeps running (stop it with: ftui cancel single-1)" in err
     assert "Traceback" not in err
 
 
