@@ -69,7 +69,8 @@ class RunProgress:
     def eta_now(self, now: float | None = None) -> float | None:
         """Seconds of training left: the steps left at the smoothed rate (`steps_per_s`; the engine's `eta_s`
         until two step events are in), counted down from the last step event. None when not training."""
-        if self.action != "train" or self.last_step_t is None or self.end_reason is not None:
+        # action None: a first read of a long events.jsonl starts after the `start` event (COLD_TAIL)
+        if self.action not in (None, "train") or self.last_step_t is None or self.end_reason is not None:
             return None
         rate = self.steps_per_s()
         if rate and self.step is not None and self.total_steps is not None:

@@ -181,16 +181,18 @@ EVERY = 50  # steps between step events
 RATE = 10.0  # steps per second
 
 
-def step_events(durations: list[float], t0: float = 1_000_000_000.0) -> list[dict[str, Any]]:
+def step_events(
+    durations: list[float], t0: float = 1_000_000_000.0, total: int = TOTAL
+) -> list[dict[str, Any]]:
     """Step events EVERY steps apart, the i-th interval lasting durations[i] seconds. `eta_s` is what the
     engine reported before issue 13: the steps left at the rate of the last interval alone."""
     events: list[dict[str, Any]] = [{"t": t0, "event": "start", "action": "train", "device": "cpu"}]
     t, step = t0, 0
     for duration in durations:
         t, step = t + duration, step + EVERY
-        eta = (TOTAL - step) / (EVERY / duration)
+        eta = (total - step) / (EVERY / duration)
         events.append(
-            {"t": t, "event": "step", "step": step, "total_steps": TOTAL, "loss": 2.0, "eta_s": round(eta, 1)}
+            {"t": t, "event": "step", "step": step, "total_steps": total, "loss": 2.0, "eta_s": round(eta, 1)}
         )
     return events
 
@@ -244,3 +246,17 @@ def test_one_slow_interval_does_not_swing_the_eta_a_lasting_change_does(tmp_path
     progress = ProgressReader(history).progress(tmp_path)
     assert progress is not None
     assert progress.eta_now(now=resumed[-1]["t"] + 30) == pytest.approx((TOTAL - step) / RATE - 30)
+
+
+def test_the_app_opening_late_on_a_long_run_shows_the_steady_eta(tmp_path: Path) -> None:
+    """A first read of an events.jsonl over 1 MB parses only its tail (no `start` event in it)."""
+    normal, total = EVERY / RATE, 2_000_000
+    events = step_events([normal] * 12_000 + [12 * normal], total=total)  # the last interval: slow
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert path.stat().st_size > 1 << 20
+    for history in (1, 200):
+        progress = ProgressReader(history).progress(tmp_path)
+        assert progress is not None and progress.action is None  # the start event is not in the tail
+        eta = progress.eta_now(now=events[-1]["t"])
+        assert eta == pytest.approx((total - events[-1]["step"]) / RATE)
