@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftui.safe_text import clean
+
 # Display of each state: a symbol plus the word, so NO_COLOR and colour-blind users read it the same way.
 STATE_SYMBOLS: dict[str, str] = {
     "new": "·",
@@ -125,7 +127,12 @@ class AppData:
         self.runs = list(registry.runs())
         self._by_key = {run.key: run for run in self.runs}
         self._shorts = {t.name: t.short for t in registry.study.tasks}
-        self._last_rows: dict[str, RunRow] = {}
+        # Two caches with one owner each: `rows()` diffs against what it last returned to the home table
+        # (`_table_rows`); `row()` (the run screen) only updates what `last_row` answers (`_latest`). When
+        # `row()` wrote the diff cache, a run that failed while its screen was open looked unchanged to the
+        # home table, which then kept showing "running".
+        self._table_rows: dict[str, RunRow] = {}
+        self._latest: dict[str, RunRow] = {}
         self._lock = threading.Lock()
         self._eval_totals: dict[str, int | None] = {}
 
@@ -142,7 +149,8 @@ class AppData:
         return "+".join(self._shorts.get(t, t) for t in tasks)
 
     def last_row(self, key: str) -> RunRow | None:
-        return self._last_rows.get(key)
+        """The newest row of `key` read by `rows()` or `row()`, for the run screen's first frame."""
+        return self._latest.get(key)
 
     def skeleton_rows(self) -> list[RunRow]:
         """Rows from the registry alone, for the first frame (state "reading" until the folders are read)."""
@@ -165,12 +173,12 @@ class AppData:
         run = self._by_key[key]
         with self._lock:
             row = self._row(run, list_rows(self.registry, self.store, [run])[0])
-            self._last_rows[key] = row
+            self._latest[key] = row
             return row
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
-        differs from the previous call."""
+        differs from what the previous call returned."""
         from ftui.runrows import list_rows
 
         with self._lock:
@@ -178,15 +186,17 @@ class AppData:
                 self._row(run, d)
                 for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True)
             ]
-            changed = any(self._last_rows.get(r.key) != r for r in rows) or len(rows) != len(self._last_rows)
-            self._last_rows = {r.key: r for r in rows}
+            shown = self._table_rows
+            changed = any(shown.get(r.key) != r for r in rows) or len(rows) != len(shown)
+            self._table_rows = {r.key: r for r in rows}
+            self._latest.update(self._table_rows)
             return rows, changed
 
     def _row(self, run: Any, d: dict[str, Any]) -> RunRow:
         step, total = d["step"], d["total_steps"]
         if d["action"] == "eval" and d["eval_sets_done"] is not None:
             # While evaluating, the bar counts evaluated sets (step/total belong to training).
-            step, total = d["eval_sets_done"], self._eval_sets_total(run)
+            step, total = d["eval_sets_done"], d["eval_sets_total"] or self._eval_sets_total(run)
         return RunRow(
             key=run.key,
             experiment=run.experiment.name,
@@ -199,9 +209,9 @@ class AppData:
             total_steps=total,
             loss=d["loss"],
             eta_s=d["eta_s"],
-            gpu=where_label(d),
-            result=d["result"],
-            reason=d["reason"],
+            gpu=clean(where_label(d) or "", one_line=True) or None,  # a Slurm node name comes from squeue
+            result=clean(d["result"], one_line=True),
+            reason=clean(d["reason"] or "", one_line=True),  # Slurm messages, the engine's errors
         )
 
     def _eval_sets_total(self, run: Any) -> int | None:

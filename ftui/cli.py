@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,16 @@ RESULTS_MARKER = "RESULTS.json"
 CHANGING_COMMANDS = frozenset({"launch", "eval", "cancel", "retry", "prepare", "worker"})
 
 
+# A dumb terminal (Emacs shell, some CI logs) shows cursor moves and colours as garbage: the app needs a real
+# one. The commands print plain lines and work there.
+DUMB_TERMINAL = (
+    "ftui: the app needs a terminal that understands cursor movement; TERM=dumb does not.\n"
+    "These commands work here: ftui list, ftui logs NAME [-f], ftui launch PATTERN, ftui eval PATTERN,\n"
+    "ftui cancel PATTERN, ftui retry PATTERN, ftui heatmap FAMILY, ftui predict FAMILY, ftui validate\n"
+    "(ftui --help lists them all). Or open the app from a terminal with TERM=xterm-256color, tmux or screen."
+)
+
+
 def is_results_archive(runs: Path | None) -> bool:
     return runs is not None and (runs / RESULTS_MARKER).is_file()
 
@@ -74,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
+        if os.environ.get("TERM") == "dumb":
+            print(DUMB_TERMINAL, file=sys.stderr)
+            return 2
         from ftui.app import run_app
 
         args.read_only = args.read_only or is_results_archive(args.runs)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ftui import procs
 from ftui.runstate import RunProgress, is_trained, summarize_results
+from ftui.safe_text import clean
 from ftui.store import Job, Store
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
@@ -92,6 +93,7 @@ def _row(
         "eta_s": progress.eta_now(now) if progress and state == "running" else None,
         "tokens_per_s": progress.tokens_per_s if progress else None,
         "eval_sets_done": progress.eval_sets_done if progress and progress.action == "eval" else None,
+        "eval_sets_total": progress.eval_total if progress and progress.action == "eval" else None,
         "result": summarize_results(results, tasks, shorts) if results else "",
         "reason": job.reason if job is not None else "",
         "pid": job.pid if job is not None else None,
@@ -173,14 +175,16 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")
         if r["action"] == "eval" and r["eval_sets_done"] is not None:
-            progress = f"{r['eval_sets_done']} sets"
+            total = f"/{r['eval_sets_total']}" if r.get("eval_sets_total") else ""
+            progress = f"{r['eval_sets_done']}{total} sets"
         elif r["step"] is not None and r["total_steps"]:
             progress = f"{r['step']}/{r['total_steps']}"
         else:
             progress = ""
         loss = f"{r['loss']:.4f}" if r["loss"] is not None else ""
         detail = r["result"] or (r["reason"] if r["state"] in ("failed", "blocked", "cancelled") else "")
-        # Text, not markup: a reason may contain brackets (a log line, a path).
+        # Text, not markup: a reason may contain brackets (a log line, a path). Cleaned: reasons and Slurm
+        # messages come from outside (squeue, the engine) and must not drive the terminal.
         cells: list[str | Text] = [
             r["key"],
             r["tasks"],
@@ -188,9 +192,9 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
             progress,
             format_eta(r["eta_s"]),
             loss,
-            Text(detail),
+            Text(clean(detail, one_line=True)),
         ]
         if with_slurm:
-            cells.append(Text(slurm_label(r)))
+            cells.append(Text(clean(slurm_label(r), one_line=True)))
         table.add_row(*cells)
     Console().print(table)

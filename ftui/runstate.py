@@ -8,9 +8,11 @@ writing the last one); a corrupt line is counted and skipped, never fatal.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,29 +35,56 @@ class RunProgress:
     loss: float | None = None
     lr: float | None = None
     tokens_per_s: float | None = None
-    eta_s: float | None = None  # as reported with the last step event (see `eta_now`)
+    eta_s: float | None = None  # as the engine reported it with the last step event (see `eta_now`)
     resumed_from_step: int | None = None
     device: str | None = None
-    eval_set: str | None = None  # newest eval event: set key, queries done / total in that set
+    eval_set: str | None = None  # newest eval event: the set just finished, sets finished / all sets
     eval_done: int | None = None
     eval_total: int | None = None
-    eval_sets_done: int = 0  # eval sets reported since the newest eval start
+    eval_sets_done: int = 0  # sets finished since the newest eval start (the engine's `done`)
     end_reason: str | None = None  # reason of the `end` event after the newest start ("finished", ...)
     error: str | None = None  # message of an `error` event after the newest start
     last_event_t: float | None = None
     last_step_t: float | None = None
     corrupt_lines: int = 0  # lines that were complete but not valid JSON objects
     losses: tuple[float, ...] = ()  # recent losses, oldest first (for a sparkline)
+    # (t, step) of the newest step events since the newest start, oldest first (for `steps_per_s`)
+    step_times: tuple[tuple[float, int], ...] = ()
+
+    def steps_per_s(self) -> float | None:
+        """Training steps per second: the median rate between the recent step events (None before two).
+
+        The engine's own ETA comes from its last interval alone, so one slow interval (a checkpoint saved on a
+        busy machine) made it swing from 14 min to 2 h 49 min and back within 20 s. The median of the last
+        RATE_INTERVALS intervals does not move for one slow interval, and follows a lasting change of speed
+        after about half of them.
+        """
+        rates = [
+            (s1 - s0) / (t1 - t0)
+            for (t0, s0), (t1, s1) in itertools.pairwise(self.step_times)
+            if t1 > t0 and s1 > s0
+        ]
+        return statistics.median(rates) if rates else None
 
     def eta_now(self, now: float | None = None) -> float | None:
-        """The ETA counted down from the moment it was reported (None when not training)."""
-        if self.eta_s is None or self.last_step_t is None or self.end_reason is not None:
+        """Seconds of training left: the steps left at the smoothed rate (`steps_per_s`; the engine's `eta_s`
+        until two step events are in), counted down from the last step event. None when not training."""
+        # action None: a first read of a long events.jsonl starts after the `start` event (COLD_TAIL)
+        if self.action not in (None, "train") or self.last_step_t is None or self.end_reason is not None:
+            return None
+        rate = self.steps_per_s()
+        if rate and self.step is not None and self.total_steps is not None:
+            eta: float | None = max(0, self.total_steps - self.step) / rate
+        else:
+            eta = self.eta_s
+        if eta is None:
             return None
         now = time.time() if now is None else now
-        return max(0.0, self.eta_s - (now - self.last_step_t))
+        return max(0.0, eta - (now - self.last_step_t))
 
 
 MAX_LOSSES = 200
+RATE_INTERVALS = 15  # step intervals the ETA's rate is the median of (`RunProgress.steps_per_s`)
 COLD_READ_LIMIT = 1 << 20  # a first read of a larger events.jsonl parses only its last COLD_TAIL bytes
 COLD_TAIL = 256 << 10
 _STEP = re.compile(rb'"event"\s*:\s*"step"')
@@ -76,8 +105,14 @@ def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
         d["last_event_t"] = t
     if kind == "step":
         loss = _num(ev.get("loss"))
+        step = _int(ev.get("step"))
+        if t is not None and step is not None:
+            times = d["step_times"]
+            if times and step < times[-1][1]:  # steps went back without a start event: a new series
+                times = ()
+            d["step_times"] = (times + ((t, step),))[-(RATE_INTERVALS + 1) :]
         d.update(
-            step=_int(ev.get("step")),
+            step=step,
             total_steps=_int(ev.get("total_steps")),
             epoch=_num(ev.get("epoch")),
             loss=loss,
@@ -96,17 +131,18 @@ def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
             device=str(ev["device"]) if ev.get("device") is not None else None,
             end_reason=None,
             error=None,
+            step_times=(),  # a resumed run's first interval would span the restart
         )
         if action == "eval":
             d.update(eval_set=None, eval_done=None, eval_total=None, eval_sets_done=0)
     elif kind == "eval":
+        # One event per finished set: `done` = sets finished so far, `total` = all sets (engine/evaluate.py).
         done, total = _int(ev.get("done")), _int(ev.get("total"))
-        finished_set = done is not None and total is not None and done >= total
         d.update(
             eval_set=ev.get("set") if isinstance(ev.get("set"), str) else None,
             eval_done=done,
             eval_total=total,
-            eval_sets_done=d["eval_sets_done"] + (1 if finished_set else 0),
+            eval_sets_done=done if done is not None else d["eval_sets_done"] + 1,
         )
     elif kind == "end":
         reason = ev.get("reason")
@@ -179,9 +215,11 @@ class ProgressReader:
         if end < 0:  # nothing complete yet; re-read these bytes next time the file changes
             return _Tail(key, offset, tail.progress)
         lines = chunk[:end].split(b"\n")
-        # Only the last `history` step lines can show (last step, recent losses): skip parsing older ones.
+        # Only the last `history` step lines can show (recent losses), and the last RATE_INTERVALS + 1 (the
+        # rate of the ETA): skip parsing older ones.
+        keep = max(self.history, RATE_INTERVALS + 1)
         step_lines = [i for i, line in enumerate(lines) if _STEP.search(line, 0, 64)]
-        skip = set(step_lines[: -self.history]) if len(step_lines) > self.history else set()
+        skip = set(step_lines[:-keep]) if len(step_lines) > keep else set()
         d = dict(tail.progress.__dict__)
         for i, line in enumerate(lines):
             if i in skip or not line.strip():

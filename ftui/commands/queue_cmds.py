@@ -234,56 +234,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from ftui.commands.logs_cmd import follow_log
     from ftui.registry import RegistryError
 
     registry = _registry(args, required=False)
     runs_dir = _runs_dir(args, registry)
-    run_dir = runs_dir / args.name
+    run_dir, key = runs_dir / args.name, args.name
     if registry is not None:
         try:
-            run_dir = runs_dir / registry.run(args.name).rel_dir
+            run = registry.run(args.name)
+            run_dir, key = runs_dir / run.rel_dir, run.key
         except RegistryError:
             if not run_dir.is_dir():
                 raise
     log = run_dir / "train.log"
     if not log.exists() and not args.follow:
         raise CommandError(f"{log}: no log yet (the run has not started)", 1)
-    return follow_log(log, args.follow, args.lines)
 
+    def is_running() -> bool | None:
+        """Whether a job of the run is running now (None when the queue cannot say): for the Ctrl+C note."""
+        try:
+            return bool(Store(runs_dir).jobs(run_keys=[key], states=[RUNNING]))
+        except Exception:  # the note only: never a traceback after Ctrl+C
+            return None
 
-def follow_log(log: Path, follow: bool, last: int | None, poll_s: float = 0.25) -> int:
-    """Print the log (its last `last` lines), then with `follow` print what is appended until Ctrl+C."""
-    out = sys.stdout.buffer
-    offset = 0
-    try:
-        if log.exists():
-            with open(log, "rb") as f:
-                data = f.read()
-            offset = len(data)  # exactly what was read: a line appended meanwhile is printed next
-            if last is not None:
-                data = b"".join(data.splitlines(keepends=True)[-last:]) if last > 0 else b""
-            out.write(data)
-            out.flush()
-        while follow:
-            time.sleep(poll_s)
-            try:
-                size = log.stat().st_size
-            except FileNotFoundError:
-                continue
-            if size < offset:  # replaced or truncated: start over
-                offset = 0
-            if size > offset:
-                with open(log, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read(size - offset)
-                offset += len(chunk)
-                out.write(chunk)
-                out.flush()
-    except KeyboardInterrupt:  # stops following; the run is a separate process group and never sees it
-        return 0
-    except BrokenPipeError:  # `ftui logs X | head`
-        return 0
-    return 0
+    return follow_log(log, args.follow, args.lines, run_key=key, is_running=is_running)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """One run: live log tail, loss sparkline, resolved config, checkpoints and eval.json results.
 
 A tick (5 Hz) starts a thread worker that reads only the appended bytes of train.log and events.jsonl (a stat
-when nothing changed) and posts one `TailRead`; the UI writes each batch with one `Log.write_lines`, so a run
-printing thousands of lines per second costs a few redraws per second, not one per line.
+when nothing changed) and posts one `TailRead`; the UI writes each batch at once, so a run printing thousands
+of lines per second costs a few redraws per second, not one per line. Everything shown from the run folder
+(log, reasons, config, eval.json) is cleaned by ftui.safe_text first: a log cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.syntax import Syntax
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,7 +27,8 @@ from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedConte
 
 from ftui.app_data import AppData, RunRow, format_bar, read_json, stat_mtime
 from ftui.runrows import format_eta
-from ftui.widgets.file_tail import EventsTail, FileTail
+from ftui.safe_text import clean
+from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
 from ftui.widgets.loss_sparkline import LossSparkline
 
@@ -44,6 +47,7 @@ class SideInfo:
 @dataclass
 class TailRead(Message):
     lines: list[str]
+    live: str | None  # the log's unfinished last line ("": none), None when the log did not grow
     events: list[dict[str, Any]]
     side: SideInfo | None
     row: RunRow | None
@@ -97,7 +101,7 @@ class RunScreen(Screen[None]):
         self.data = data
         self.key = key
         self.run_dir = data.run_dir(key)
-        self._log_tail = FileTail(self.run_dir / "train.log", start_at_end_bytes=INITIAL_LOG_BYTES)
+        self._log_tail = LogTail(self.run_dir / "train.log", start_at_end_bytes=INITIAL_LOG_BYTES)
         self._events = EventsTail(self.run_dir / "events.jsonl")
         self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
@@ -140,7 +144,8 @@ class RunScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="tail")
     def _read_tail(self) -> None:
-        lines = self._log_tail.read_lines()
+        read = self._log_tail.read_display()
+        lines, live = read if read is not None else ([], None)
         events = self._events.read_events()
         side: SideInfo | None = None
         row: RunRow | None = None
@@ -149,8 +154,8 @@ class RunScreen(Screen[None]):
             self._side_at = now
             side = self._read_side()
             row = self.data.row(self.key)  # state and progress for the header, once a second
-        if lines or events or side is not None or row is not None:
-            self.post_message(TailRead(lines, events, side, row))
+        if read is not None or events or side is not None or row is not None:
+            self.post_message(TailRead(lines, live, events, side, row))
 
     def _read_side(self) -> SideInfo | None:
         """Config, checkpoints and results, only when one of their mtimes moved (a stat each otherwise)."""
@@ -164,7 +169,7 @@ class RunScreen(Screen[None]):
             return None
         self._side_mtimes = mtimes
         try:
-            config_text: str | None = (folder / "config.toml").read_text()
+            config_text: str | None = clean((folder / "config.toml").read_text(errors="replace"))
         except OSError:
             config_text = None
         return SideInfo(
@@ -173,7 +178,7 @@ class RunScreen(Screen[None]):
 
     def on_tail_read(self, message: TailRead) -> None:
         with self.app.batch_update():
-            self.log_view.append(message.lines)
+            self.log_view.append(message.lines, message.live)
             if message.events:
                 self.query_one(LossSparkline).add_events(message.events)
             if message.side is not None:
@@ -192,7 +197,7 @@ class RunScreen(Screen[None]):
             if row.eta_s:
                 parts.append(f"ETA {format_eta(row.eta_s)}")
             if row.reason and row.state in ("failed", "blocked", "cancelled"):
-                parts.append(row.reason)
+                parts.append(row.reason)  # cleaned by AppData
         self.query_one("#run-header", Label).update("  ".join(parts))
 
     def _show_side(self, side: SideInfo) -> None:
@@ -204,7 +209,7 @@ class RunScreen(Screen[None]):
         table.clear()
         for name, size, mtime in side.checkpoints:
             table.add_row(
-                name, f"{size / 1e6:.1f} MB", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
+                _cell(name), f"{size / 1e6:.1f} MB", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
             )
         results = self.query_one("#run-results", DataTable)
         results.clear()
@@ -214,17 +219,22 @@ class RunScreen(Screen[None]):
             note.update("no eval.json yet")
             return
         data = side.eval_data or {}
-        note.update(f"eval.json: checkpoint {data.get('checkpoint', '?')}, step {data.get('step', '?')}")
+        note.update(
+            clean(
+                f"eval.json: checkpoint {data.get('checkpoint', '?')}, step {data.get('step', '?')}",
+                one_line=True,
+            )
+        )
         for name, entry in sets.items():
             if not isinstance(entry, dict):
                 continue
             results.add_row(
-                name,
-                str(entry.get("metric", "")),
+                _cell(name),
+                _cell(entry.get("metric", "")),
                 _num(entry.get("mean")),
                 _num(entry.get("median")),
                 _num(entry.get("std")),
-                str(entry.get("n", "")),
+                _cell(entry.get("n", "")),
                 _num(entry.get("parse_failure_rate")),
             )
 
@@ -276,6 +286,11 @@ class RunScreen(Screen[None]):
             ("Show results", "eval.json results (4)", lambda: self.action_tab("tab-results")),
             ("Back to runs", "home screen (escape)", self.action_back),
         ]
+
+
+def _cell(value: Any) -> str:
+    """A DataTable cell from the run folder: cleaned, and escaped (a DataTable reads a str cell as markup)."""
+    return escape(clean(str(value), one_line=True))
 
 
 def _num(value: Any) -> str:

@@ -1,25 +1,63 @@
 """A log tail that follows the end, stops following when the user scrolls up, counts waiting lines, searches.
 
-Lines arrive in batches (one `Log.write_lines` per tick: measured ~3.9k lines/s with one call per line, 100k
-lines in 0.29 s batched), and `max_lines` bounds memory however long the run.
+Lines arrive in batches (one write per tick: measured ~3.9k lines/s with one call per line, 100k lines in
+0.29 s batched), and `max_lines` bounds memory however long the run. The unfinished last line of the file (a
+progress bar redrawn with `\\r`) shows as a live last line that each batch replaces. Lines come cleaned
+(ftui.safe_text): they hold no control character and no line break.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.widgets import Label, Log
 
 DEFAULT_MAX_LINES = 20_000
 
 
 class TailLog(Log):
-    """`Log` that tells its `LogView` when the user scrolls back to the end (to clear the waiting count)."""
+    """`Log` with a live last line; tells its `LogView` when the user scrolls back to the end (to clear the
+    waiting count)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.has_live_line = False
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if self.is_vertical_scroll_end and isinstance(self.parent, LogView):
             self.parent.caught_up()
+
+    def write_tail(self, lines: list[str], live: str) -> None:
+        """Append complete `lines` and put `live` (none when empty) in place of the previous live line.
+
+        `Log.write_lines` splits at every `str.splitlines` break (so `\\r` made one line per redraw of a
+        progress bar, and an empty line vanished) and cannot replace a line: this works on `Log`'s line list
+        directly, like `Log.write_lines` does (Textual 8, pinned below 9 in pyproject.toml).
+        """
+        following = self.is_vertical_scroll_end
+        start = len(self._lines)
+        if self.has_live_line:
+            self._lines.pop()
+            start -= 1
+        self._lines.extend(lines)
+        self.has_live_line = bool(live)
+        if live:
+            self._lines.append(live)
+        changed = self._lines[start:]
+        self.refresh_lines(start, max(1, len(changed)))
+        if self.max_lines is not None and len(self._lines) > self.max_lines:
+            self._prune_max_lines()
+            self.refresh()  # every line moved up
+        self.virtual_size = Size(self._width, len(self._lines))
+        self._update_size(self._updates, changed)
+        if self.auto_scroll and not self.is_vertical_scrollbar_grabbed and following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.refresh()
 
 
 class LogView(Vertical):
@@ -50,13 +88,16 @@ class LogView(Vertical):
     def following(self) -> bool:
         return self.log_widget.is_vertical_scroll_end
 
-    def append(self, lines: list[str]) -> None:
-        """Write one batch; the caller batches per tick."""
-        if not lines:
-            return
+    def append(self, lines: list[str], live: str | None = None) -> None:
+        """Write one batch of complete lines and the live last line ("": none; None: leave it); the caller
+        batches per tick. Only complete lines count (status line, waiting count)."""
         log = self.log_widget
+        if not lines and (live is None or (live == "" and not log.has_live_line)):
+            return
         following = log.is_vertical_scroll_end
-        log.write_lines(lines)
+        if live is None:
+            live = log.lines[-1] if log.has_live_line else ""
+        log.write_tail(lines, live)
         self.total_lines += len(lines)
         if not following:
             self.waiting += len(lines)
