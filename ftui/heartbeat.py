@@ -135,7 +135,8 @@ class WorkerStatus:
         """One of "none", "running", "not responding"."""
         if self.pid is None:
             return "none"
-        if self.beat_age_s is not None and self.beat_age_s > NOT_RESPONDING_S:
+        silent_s = min(NOT_RESPONDING_S, self.stuck_after_s)  # past the replacement threshold: surely silent
+        if self.beat_age_s is not None and self.beat_age_s > silent_s:
             return "not responding"
         return "running"
 
@@ -156,23 +157,28 @@ class WorkerStatus:
         )
 
     def line(self) -> str:
-        """One line for people: "worker 1234, beat 0.4 s ago", "no worker, 12 jobs queued"."""
+        """One line for people: "worker 1234, beat 0.4 s ago", "worker 1234 not responding for 45 s",
+        "no worker, 12 jobs queued"."""
         if self.pid is None:
-            parts = [f"{self.queued} job(s) queued" if self.queued else "nothing queued"]
+            parts = ["no worker"]
+            if self.queued:
+                parts.append(_count(self.queued, "job") + " queued")
             if self.running:
                 parts.append(f"{self.running} running unwatched")
-            hint = " (`ftui launch` or `ftui worker` starts one)" if self.queued or self.running else ""
-            return "no worker, " + ", ".join(parts) + hint
+            return ", ".join(parts)
         where = f" on {self.host}" if not self.local else ""
         if self.state == "not responding":
             assert self.beat_age_s is not None
             line = f"worker {self.pid}{where} not responding for {self.beat_age_s:.0f} s"
-            if self.stuck:
-                line += " (the next launch replaces it)"
-            return line
+            return line + (" (the next launch replaces it)" if self.stuck else "")
         if self.beat_age_s is None:
             return f"worker {self.pid}{where}, no beat yet"
-        return f"worker {self.pid}{where}, beat {self.beat_age_s:.1f} s ago, {self.activity}"
+        return f"worker {self.pid}{where}, beat {self.beat_age_s:.1f} s ago"
+
+    @property
+    def needs_attention(self) -> bool:
+        """Work waits and nobody does it: no worker while jobs are open, or a silent one."""
+        return self.state == "not responding" or (self.pid is None and bool(self.queued or self.running))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -188,6 +194,10 @@ class WorkerStatus:
             "stuck_after_s": self.stuck_after_s,
             "line": self.line(),
         }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def worker_status(
