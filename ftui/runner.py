@@ -144,7 +144,7 @@ def start_worker(
     if status.pid is not None:
         if not status.stuck:
             return WorkerStart(None)
-        if not _kill_stuck(runs_dir, status):
+        if not kill_stuck(runs_dir, status):
             return WorkerStart(None, f"{status.line()}; could not stop it (see {runs_dir / LOG_NAME})")
         assert status.beat_age_s is not None
         replaced = ["--replacing", str(status.pid), "--silent-for", f"{status.beat_age_s:.1f}"]
@@ -179,33 +179,37 @@ def start_worker(
     return WorkerStart(popen.pid, note)
 
 
-def _kill_stuck(runs_dir: Path, status: heartbeat.WorkerStatus, wait_s: float = 10.0) -> bool:
+def kill_stuck(runs_dir: Path, status: heartbeat.WorkerStatus, wait_s: float = 10.0) -> bool:
     """SIGKILL the stuck worker (only the process with its pid AND start time) and wait for its lock to be
     free. False when the lock stays held (the process cannot die: uninterruptible sleep, e.g. a hung NFS)."""
     assert status.pid is not None
     procs.kill_exact(status.pid, status.pid_start, signal.SIGKILL)
+    return _wait_lock_leaves(runs_dir, status.pid, wait_s)
+
+
+def _wait_lock_leaves(runs_dir: Path, pid: int, wait_s: float) -> bool:
+    """Wait until `pid` no longer holds the lock: free, or a racing launcher's new worker holds it."""
     deadline = time.monotonic() + wait_s
-    while (holder := heartbeat.lock_holder(runs_dir)) is not None and holder.pid == status.pid:
+    while (holder := heartbeat.lock_holder(runs_dir)) is not None and holder.pid == pid:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
-    # Free, or a racing launcher's new worker already holds it: either way the stuck one is gone.
     return True
 
 
 def stop_worker(runs_dir: Path, timeout_s: float = 10.0) -> int | None:
-    """Ask the worker to stop (SIGTERM; its running jobs keep running). Its pid, or None if none ran."""
-    pid = worker_pid(runs_dir)
-    if pid is None or pid <= 0:
+    """Ask the worker to stop (SIGTERM; its running jobs keep running and the next worker adopts them). One
+    still holding the lock after `timeout_s` (a stuck worker never handles the signal) gets SIGKILL, which
+    loses nothing either. Its pid, or None if none ran."""
+    holder = heartbeat.lock_holder(runs_dir)
+    if holder is None or holder.pid <= 0:
         return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pid
-    deadline = time.monotonic() + timeout_s
-    while worker_pid(runs_dir) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return pid
+    if not procs.kill_exact(holder.pid, holder.start, signal.SIGTERM):
+        return holder.pid  # gone meanwhile, or the lock file names a process that is not the worker
+    if not _wait_lock_leaves(runs_dir, holder.pid, timeout_s):
+        procs.kill_exact(holder.pid, holder.start, signal.SIGKILL)
+        _wait_lock_leaves(runs_dir, holder.pid, 5.0)
+    return holder.pid
 
 
 class Worker:

@@ -299,13 +299,27 @@ def follow_log(log: Path, follow: bool, last: int | None, poll_s: float = 0.25) 
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ftui.runner import Worker, stop_worker
+    from ftui.heartbeat import worker_status
+    from ftui.runner import Worker, kill_stuck, stop_worker, worker_pid
 
     registry = _registry(args, required=False)
     runs_dir = _runs_dir(args, registry)
     if args.stop:
         pid = stop_worker(runs_dir)
-        print("no worker running" if pid is None else f"worker {pid} stopped (its running jobs keep running)")
+        if pid is None:
+            print("no worker running")
+            return 0
+        if worker_pid(runs_dir) == pid:
+            raise CommandError(f"worker {pid} did not stop (see {runs_dir / '.worker.log'})", 1)
+        print(f"worker {pid} stopped (its running jobs keep running)")
         return 0
+    replacing = None
+    status = worker_status(runs_dir)
+    if status.stuck:  # take over from a stuck worker, as `ftui launch` would
+        if not kill_stuck(runs_dir, status):
+            raise CommandError(f"{status.line()}; could not stop it", 1)
+        assert status.pid is not None and status.beat_age_s is not None
+        replacing = (status.pid, status.beat_age_s)
+        print(f"worker {status.pid} was not responding for {status.beat_age_s:.0f} s: killed it")
     idle = args.idle_exit if args.idle_exit > 0 else float("inf")
-    return Worker(runs_dir, idle_exit_s=idle).run()
+    return Worker(runs_dir, idle_exit_s=idle, replacing=replacing).run()

@@ -139,6 +139,53 @@ def test_a_worker_frozen_by_sigstop_is_reported_then_replaced_and_its_engine_ado
             os.kill(first, signal.SIGKILL)
 
 
+@pytest.fixture
+def frozen(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A real worker on an empty queue (no engine is ever started), beating, then frozen by SIGSTOP."""
+    registry = mini_study_with(tmp_path, {})
+    pid = start_worker(tmp_path / "runs", idle_exit_s=120, poll_s=0.05).pid
+    assert pid is not None
+    try:
+        wait_until(lambda: listing(registry)["worker"]["pid"] == pid, "the worker to beat", poll=0.1)
+        os.kill(pid, signal.SIGSTOP)
+        yield registry, pid
+    finally:
+        if procs.is_alive(pid, None):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_stopping_a_stuck_worker_escalates_to_sigkill(frozen: tuple[Path, int]) -> None:
+    registry, pid = frozen
+    runs = registry.parent / "runs"
+    assert stop_worker(runs, timeout_s=0.5) == pid  # its SIGTERM waits in the queue of a stopped process
+    assert worker_pid(runs) is None and not procs.is_alive(pid, None)
+
+
+def test_ftui_worker_in_the_foreground_takes_over_from_a_stuck_worker(frozen: tuple[Path, int]) -> None:
+    registry, pid = frozen
+    runs = registry.parent / "runs"
+    wait_until(lambda: listing(registry)["worker"]["stuck"], "the silence", poll=0.2)
+    log = registry.parent / "foreground.log"
+    with open(log, "wb") as err:  # a foreground worker logs to stderr
+        fg = subprocess.Popen(
+            [sys.executable, "-m", "ftui", "--registry", str(registry), "worker"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=ENV,
+        )
+    try:
+        assert fg.stdout is not None
+        assert fg.stdout.readline().startswith(f"worker {pid} was not responding for ")
+        assert not procs.is_alive(pid, None)
+        wait_until(lambda: worker_pid(runs) == fg.pid, "the foreground worker to take the lock")
+        wait_until(lambda: f"replaced stuck worker {pid}" in log.read_text(), "the log to say so")
+    finally:
+        fg.terminate()
+        assert fg.wait(timeout=30) == 0
+
+
 def test_a_silent_lock_holder_that_is_not_our_worker_is_never_killed(
     tmp_path: Path, engine: subprocess.Popen[bytes]
 ) -> None:
