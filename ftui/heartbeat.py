@@ -81,7 +81,7 @@ class Beat:
     started: float  # unix time the worker started
     t: float  # unix time of the beat
     mono: float
-    state: str  # "starting", "idle", "2 job(s) running", "waiting for the database", "stopping"
+    state: str  # "starting", "idle", "2 jobs running", "waiting for the database", "stopping"
 
     def age_s(self) -> float:
         if self.host == socket.gethostname():
@@ -125,7 +125,7 @@ class WorkerStatus:
     pid_start: int | None
     host: str | None  # where it runs (from its heartbeat)
     beat_age_s: float | None  # seconds since its last beat (None: never beat)
-    activity: str  # its own last words: "idle", "2 job(s) running", ...
+    activity: str  # its own last words: "idle", "2 jobs running", ...
     queued: int  # open jobs that are not running (queued + waiting)
     running: int
     stuck_after_s: float

@@ -305,7 +305,7 @@ class Worker:
         lock holder beats (after an idle release another worker may own the file)."""
         if state is None:
             n = self.active()
-            state = f"{n} job(s) running" if n else "idle"
+            state = (f"{n} job running" if n == 1 else f"{n} jobs running") if n else "idle"
         now = time.monotonic()
         if not self.lock.held or (state == self._beat_state and now - self._beat_at < heartbeat.BEAT_EVERY_S):
             return
