@@ -234,7 +234,7 @@ def main() -> None:
         registry = big_study(Path(tmp), args.seeds)
         cmd = list_command() + ["--registry", str(registry), "list", "--json"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp).stdout
-        n = len(json.loads(out))
+        n = len(json.loads(out)["runs"])
         median_wall(cmd, 2, Path(tmp))  # warm the page cache and write the bytecode cache
         base = median_wall([sys.executable, "-c", "pass"], args.repeat, Path(tmp))
         listing = median_wall(cmd, args.repeat, Path(tmp))

@@ -25,6 +25,7 @@ class LaunchReport:
     result: EnqueueResult
     not_trained: list[str]  # `eval` of runs with no final checkpoint and no training queued
     worker_pid: int | None  # the worker started for this launch (None: one was already running)
+    worker_note: str = ""  # a stuck worker replaced (or one that could not be stopped)
 
     def summary(self) -> str:
         r = self.result
@@ -45,6 +46,8 @@ class LaunchReport:
             )
         if not lines:
             lines.append("nothing to do")
+        if self.worker_note:
+            lines.append(self.worker_note)
         if self.worker_pid is not None:
             lines.append(f"worker started (pid {self.worker_pid})")
         return "\n".join(lines)
@@ -100,7 +103,8 @@ def launch(
     RegistryError for a bad config or a config clash. `executor` overrides [runner] executor for the jobs
     this launch queues (jobs already queued keep theirs)."""
     from ftui.registry import write_run_config
-    from ftui.runner import ensure_worker
+    from ftui.runner import WorkerStart
+    from ftui.runner import start_worker as start_worker_for
 
     settings = registry.runner
     if executor is not None:
@@ -146,8 +150,10 @@ def launch(
             write_run_config(registry, by_key[key], runs_dir, profile, force=forced)
     store.set_setting("runner", _settings_dict(settings))
     result = store.enqueue(kept_specs)
-    pid = ensure_worker(runs_dir) if start_worker and (result.queued or result.kept) else None
-    return LaunchReport(result, not_trained, pid)
+    started = WorkerStart(None)
+    if start_worker and (result.queued or result.kept):
+        started = start_worker_for(runs_dir)
+    return LaunchReport(result, not_trained, started.pid, started.note)
 
 
 def _settings_dict(settings: Any) -> dict[str, Any]:

@@ -90,6 +90,33 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def kill_exact(pid: int, start: int | None, sig: signal.Signals) -> bool:
+    """Send `sig` to `pid` only if it is the process that started at `start`; False when it is not (gone, or
+    the pid now belongs to another process). A pidfd pins the process between the check and the signal, so
+    a pid reused in that instant is never hit (plain kill on kernels without pidfd)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # no pidfd on this kernel: check, then signal (a tiny race)
+        if not is_alive(pid, start):
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        if not is_alive(pid, start):
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def environ_of(pid: int) -> dict[str, str]:
     """The environment a process was started with (empty when unreadable)."""
     try:

@@ -1,12 +1,15 @@
 """The worker daemon: runs the queued jobs of one runs folder, detached from any terminal.
 
-One worker per runs folder (an fcntl lock on `runs/.worker.lock`; a second worker exits quietly). It never
-reads the registry: a job row and its run folder hold everything it needs, so queued work keeps running when
-experiments.toml changes. The worker keeps the queue (dependencies, states, retries); each job's executor
-runs it: `local` engine processes (ftui.executors.local: own session and process group, adopted by the next
-worker after a crash) or `slurm` batch jobs (ftui.executors.slurm: submitted when ready, polled, scancel).
+One worker per runs folder (an fcntl lock on `runs/.worker.lock`; a second worker exits quietly). It beats a
+heartbeat on each pass (ftui.heartbeat); one that holds the lock but has stopped beating is replaced by the
+next `start_worker`. Its signal handlers only set a flag; signals wake its sleep through a pipe (ftui.wakeup).
+It never reads the registry: a job row and its run folder hold everything it needs, so queued work keeps
+running when experiments.toml changes. The worker keeps the queue (dependencies, states, retries); each job's
+executor runs it: `local` engine processes (ftui.executors.local: own session and process group, adopted by
+the next worker after a crash) or `slurm` batch jobs (ftui.executors.slurm: submitted when ready, polled,
+scancel).
 
-    python -m ftui.runner RUNS_DIR [--idle-exit S] [--poll S]     (what `ensure_worker` starts)
+    python -m ftui.runner RUNS_DIR [--idle-exit S] [--poll S]     (what `start_worker` starts)
 """
 
 from __future__ import annotations
@@ -21,19 +24,32 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ftui import procs
-from ftui.executors.base import JOB_TAG, Executor, finished_on_disk
+from ftui import heartbeat, procs
+from ftui.executors.base import JOB_TAG, Executor, finished_on_disk, signal_name
 from ftui.executors.local import LocalExecutor, Tracked
 from ftui.executors.slurm import SlurmExecutor
 from ftui.gpus import Slot, build_slots, detect_gpus
+from ftui.heartbeat import LOCK_NAME
 from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError
+from ftui.wakeup import Wakeup
 
-__all__ = ["JOB_TAG", "LOG_NAME", "Tracked", "Worker", "ensure_worker", "stop_worker", "worker_pid"]
+__all__ = [
+    "JOB_TAG",
+    "LOCK_NAME",
+    "LOG_NAME",
+    "Tracked",
+    "Worker",
+    "WorkerStart",
+    "ensure_worker",
+    "start_worker",
+    "stop_worker",
+    "worker_pid",
+]
 
-LOCK_NAME = ".worker.lock"
 LOG_NAME = ".worker.log"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "gpus": "auto",
@@ -52,6 +68,10 @@ class WorkerLock:
     def __init__(self, runs_dir: Path) -> None:
         self.path = Path(runs_dir) / LOCK_NAME
         self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def acquire(self, wait_s: float = 0.25) -> bool:
         """Take the lock; False when another worker holds it. `worker_pid` probes it with a shared lock for a
@@ -79,40 +99,61 @@ class WorkerLock:
 
 
 def worker_pid(runs_dir: Path) -> int | None:
-    """The pid of the worker serving `runs_dir`, or None when none runs (the lock is free)."""
-    path = Path(runs_dir) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            parts = os.pread(fd, 64, 0).split()
-            return int(parts[0]) if parts and parts[0].isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    """The pid of the worker serving `runs_dir` (-1: unreadable); None when none runs (the lock is free)."""
+    holder = heartbeat.lock_holder(runs_dir)
+    return None if holder is None else holder.pid
+
+
+@dataclass(frozen=True)
+class WorkerStart:
+    """What `start_worker` did: started a worker (pid), and whether it first replaced a stuck one."""
+
+    pid: int | None  # None: a healthy worker already serves the folder (or a stuck one could not be stopped)
+    note: str = ""  # for the user: a stuck worker replaced, or one that could not be stopped
+
+    def summary(self) -> str:
+        lines = [self.note] if self.note else []
+        if self.pid is not None:
+            lines.append(f"worker started (pid {self.pid})")
+        return "\n".join(lines)
 
 
 def ensure_worker(
     runs_dir: Path, *, idle_exit_s: float | None = None, poll_s: float | None = None
 ) -> int | None:
-    """Start the detached worker for `runs_dir` unless one runs. Returns the new worker's pid, else None.
+    """Start the detached worker for `runs_dir` unless a healthy one runs. Returns the new worker's pid."""
+    return start_worker(runs_dir, idle_exit_s=idle_exit_s, poll_s=poll_s).pid
+
+
+def start_worker(
+    runs_dir: Path,
+    *,
+    idle_exit_s: float | None = None,
+    poll_s: float | None = None,
+    stuck_after_s: float | None = None,
+) -> WorkerStart:
+    """Start the detached worker for `runs_dir` unless a healthy one runs. A worker that holds the lock but
+    has not beaten for `stuck_after_s` (default: heartbeat.stuck_after_s()) is killed first (SIGKILL: it is
+    stuck, a polite signal would wait in its queue); the new worker adopts its running engines.
 
     Two callers racing both start one; the loser finds the lock taken and exits quietly."""
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
-    if worker_pid(runs_dir) is not None:
-        return None
+    status = heartbeat.worker_status(runs_dir, stuck_after=stuck_after_s)
+    replaced: list[str] = []
+    if status.pid is not None:
+        if not status.stuck:
+            return WorkerStart(None)
+        if not kill_stuck(runs_dir, status):
+            return WorkerStart(None, f"{status.line()}; could not stop it (see {runs_dir / LOG_NAME})")
+        assert status.beat_age_s is not None
+        replaced = ["--replacing", str(status.pid), "--silent-for", f"{status.beat_age_s:.1f}"]
     # Environment overrides, for tests and for impatient users (documented in docs/runner.md).
     if idle_exit_s is None and os.environ.get("FTUI_WORKER_IDLE_EXIT"):
         idle_exit_s = float(os.environ["FTUI_WORKER_IDLE_EXIT"])
     if poll_s is None and os.environ.get("FTUI_WORKER_POLL"):
         poll_s = float(os.environ["FTUI_WORKER_POLL"])
-    cmd = [sys.executable, "-m", "ftui.runner", str(runs_dir)]
+    cmd = [sys.executable, "-m", "ftui.runner", str(runs_dir), *replaced]
     if idle_exit_s is not None:
         cmd += ["--idle-exit", str(idle_exit_s)]
     if poll_s is not None:
@@ -129,22 +170,46 @@ def ensure_worker(
         )
     # A long-lived caller (the app) reaps it when it exits; a CLI exits first and init reaps it.
     threading.Thread(target=popen.wait, daemon=True).start()
-    return popen.pid
+    note = ""
+    if replaced:
+        note = (
+            f"worker {status.pid} was not responding for {status.beat_age_s:.0f} s: killed it; "
+            "the new worker adopts its running jobs"
+        )
+    return WorkerStart(popen.pid, note)
+
+
+def kill_stuck(runs_dir: Path, status: heartbeat.WorkerStatus, wait_s: float = 10.0) -> bool:
+    """SIGKILL the stuck worker (only the process with its pid AND start time) and wait for its lock to be
+    free. False when the lock stays held (the process cannot die: uninterruptible sleep, e.g. a hung NFS)."""
+    assert status.pid is not None
+    procs.kill_exact(status.pid, status.pid_start, signal.SIGKILL)
+    return _wait_lock_leaves(runs_dir, status.pid, wait_s)
+
+
+def _wait_lock_leaves(runs_dir: Path, pid: int, wait_s: float) -> bool:
+    """Wait until `pid` no longer holds the lock: free, or a racing launcher's new worker holds it."""
+    deadline = time.monotonic() + wait_s
+    while (holder := heartbeat.lock_holder(runs_dir)) is not None and holder.pid == pid:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def stop_worker(runs_dir: Path, timeout_s: float = 10.0) -> int | None:
-    """Ask the worker to stop (SIGTERM; its running jobs keep running). Its pid, or None if none ran."""
-    pid = worker_pid(runs_dir)
-    if pid is None or pid <= 0:
+    """Ask the worker to stop (SIGTERM; its running jobs keep running and the next worker adopts them). One
+    still holding the lock after `timeout_s` (a stuck worker never handles the signal) gets SIGKILL, which
+    loses nothing either. Its pid, or None if none ran."""
+    holder = heartbeat.lock_holder(runs_dir)
+    if holder is None or holder.pid <= 0:
         return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pid
-    deadline = time.monotonic() + timeout_s
-    while worker_pid(runs_dir) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return pid
+    if not procs.kill_exact(holder.pid, holder.start, signal.SIGTERM):
+        return holder.pid  # gone meanwhile, or the lock file names a process that is not the worker
+    if not _wait_lock_leaves(runs_dir, holder.pid, timeout_s):
+        procs.kill_exact(holder.pid, holder.start, signal.SIGKILL)
+        _wait_lock_leaves(runs_dir, holder.pid, 5.0)
+    return holder.pid
 
 
 class Worker:
@@ -157,6 +222,7 @@ class Worker:
         gpus: Sequence[int] | None = None,
         log: TextIO | None = None,
         busy_timeout_s: float = 10.0,
+        replacing: tuple[int, float] | None = None,
     ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s)
@@ -167,8 +233,13 @@ class Worker:
         self.lock = WorkerLock(self.runs_dir)
         self.local = LocalExecutor(self.store, self.log)
         self.slurm = SlurmExecutor(self.store, self.log)
-        self._wake = threading.Event()
+        self.replacing = replacing  # (pid, seconds silent) of the stuck worker killed to start this one
+        self._wakeup: Wakeup | None = None  # made in run(): signals are the main thread's
         self._stop = False
+        self._started = time.time()
+        self._beat_state = ""
+        self._beat_at = 0.0
+        self._beat_failed = False
 
     # ---- main loop --------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -176,15 +247,24 @@ class Worker:
         if not self.lock.acquire():
             self.log(f"another worker serves {self.runs_dir} (pid {worker_pid(self.runs_dir)}); exiting")
             return 0
-        self._install_signals()
+        self._wakeup = Wakeup()
+        self.beat("starting")
         self.log(f"worker {os.getpid()} started for {self.runs_dir}")
+        if self.replacing is not None:
+            pid, silent = self.replacing
+            self.log(
+                f"replaced stuck worker {pid} (held the lock without a heartbeat for {silent:.0f} s; "
+                "killed with SIGKILL); adopting its running jobs"
+            )
         try:
             while not self._guard(self.reconcile, default=False):  # e.g. the database is locked: retry
-                if self._stop:
+                if self.stopping:
                     return 0
-                self._wake.wait(self.poll_s)
+                self.beat("waiting for the database")
+                self._wakeup.wait(self.poll_s)
             idle_since: float | None = None
-            while not self._stop:
+            while not self.stopping:
+                self.beat()
                 self._guard(self.step)
                 busy = self.active() > 0 or self._guard(self.store.has_pending, default=True)
                 now = time.monotonic()
@@ -195,13 +275,55 @@ class Worker:
                 elif now - idle_since >= self.idle_exit_s and self._release_if_still_idle():
                     self.log("queue empty; exiting")
                     return 0
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
-            self.log(f"stopping; {self.active()} running job(s) keep running and will be adopted")
+                self.beat()
+                self._wakeup.wait(self.poll_s)
+            why = f" ({signal_name(self._wakeup.stop_signal)})" if self._wakeup.stop_signal else ""
+            self.beat("stopping")
+            self.log(f"stopping{why}; {self.active()} running job(s) keep running and will be adopted")
             return 0
         finally:
+            self._wakeup.close()
+            if self.lock.held:
+                self._forget_beat()
             self.lock.release()
             self.store.close()
+
+    @property
+    def stopping(self) -> bool:
+        """SIGTERM or SIGINT arrived (the handler set the flag), or `request_stop` was called."""
+        return self._stop or (self._wakeup is not None and self._wakeup.stop_signal != 0)
+
+    def request_stop(self) -> None:
+        """Stop at the next check (from another thread, e.g. a test running the worker in a thread)."""
+        self._stop = True
+        if self._wakeup is not None:
+            self._wakeup.wake()
+
+    # ---- heartbeat ----------------------------------------------------------------------------------------
+    def beat(self, state: str | None = None) -> None:
+        """Record that the loop is alive: at most every BEAT_EVERY_S, at once when the state changes. Only the
+        lock holder beats (after an idle release another worker may own the file)."""
+        if state is None:
+            n = self.active()
+            state = (f"{n} job running" if n == 1 else f"{n} jobs running") if n else "idle"
+        now = time.monotonic()
+        if not self.lock.held or (state == self._beat_state and now - self._beat_at < heartbeat.BEAT_EVERY_S):
+            return
+        try:
+            heartbeat.write_beat(self.runs_dir, heartbeat.new_beat(self._started, state))
+        except OSError as e:  # a full disk or a read-only folder: say so once, keep working
+            if not self._beat_failed:
+                self.log(f"cannot write the heartbeat ({e}); `ftui list` will show this worker as silent")
+            self._beat_failed = True
+            return
+        self._beat_state, self._beat_at = state, now
+
+    def _forget_beat(self) -> None:
+        try:
+            os.unlink(self.runs_dir / heartbeat.HEARTBEAT_NAME)
+        except OSError:
+            pass
+        self._beat_state = ""
 
     @property
     def tracked(self) -> dict[int, Tracked]:
@@ -214,18 +336,23 @@ class Worker:
     def _release_if_still_idle(self) -> bool:
         """Drop the lock, then look once more: a launch that saw the lock taken committed its jobs before we
         released it, so either we see them now, or the launch saw the lock free and started a new worker."""
+        self._forget_beat()
         self.lock.release()
         if not self._guard(self.store.has_pending, default=True):
             return True
         if self.lock.acquire():
+            self.beat()
             return False
         return True  # another worker took over
 
     def step(self) -> None:
-        """One pass: reap finished processes, pass on cancels, promote waiting jobs, start what fits."""
+        """One pass: reap finished processes, pass on cancels, promote waiting jobs, start what fits. It beats
+        between the parts, so a slow part (a Slurm command near its timeout) never reads as a stuck worker."""
         self.reap()
+        self.beat()
         self.handle_cancels()
         self.store.schedule()
+        self.beat()
         self.start_jobs()
 
     def _guard(self, fn: Any, default: Any = None) -> Any:
@@ -241,20 +368,6 @@ class Worker:
     def log(self, msg: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{stamp} [worker {os.getpid()}] {msg}", file=self._log_stream, flush=True)
-
-    def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def stop(signum: int, frame: Any) -> None:
-            self._stop = True
-            self._wake.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        # A child exiting wakes the loop at once: a dependant starts without waiting for the next poll.
-        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake.set())
 
     # ---- settings and slots -----------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -316,6 +429,7 @@ class Worker:
         for job in queued:
             if job.executor == "slurm":
                 self.start(job, None, settings)
+                self.beat()  # each sbatch may take up to its timeout
         local = [job for job in queued if job.executor != "slurm"]
         if not local:
             return
@@ -337,6 +451,7 @@ class Worker:
             label = max(free, key=lambda lb: capacity[lb])  # spread jobs over GPUs
             if self.start(job, slots_by_label[label], settings):
                 capacity[label] -= 1
+            self.beat()
 
     def start(self, job: Job, slot: Slot | None, settings: dict[str, Any] | None = None) -> bool:
         """Claim a queued job and hand it to its executor (`slot`: the local slot; None for Slurm)."""
@@ -357,8 +472,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("runs_dir", type=Path)
     parser.add_argument("--idle-exit", type=float, default=10.0, help="exit after this many idle seconds")
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between passes over the queue")
+    # Set by start_worker when it killed a stuck worker first, so this one's log says so.
+    parser.add_argument("--replacing", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--silent-for", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    return Worker(args.runs_dir, idle_exit_s=args.idle_exit, poll_s=args.poll).run()
+    replacing = (args.replacing, args.silent_for) if args.replacing is not None else None
+    return Worker(args.runs_dir, idle_exit_s=args.idle_exit, poll_s=args.poll, replacing=replacing).run()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def wait_for(
         listing = ftui(["list", *patterns, "--json"], registry, runs, profile)
         if listing.returncode != 0:
             raise SystemExit(f"ftui list failed ({listing.returncode}): {listing.stderr.strip()}")
-        rows: list[dict] = json.loads(listing.stdout)
+        rows: list[dict] = json.loads(listing.stdout)["runs"]
         states: dict[str, int] = {}
         for row in rows:
             states[row["state"]] = states.get(row["state"], 0) + 1

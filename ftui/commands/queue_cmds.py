@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui.store import RUNNING, Store, StoreError
+from ftui.store import PENDING_STATES, RUNNING, Store, StoreError
 
 
 class CommandError(Exception):
@@ -46,9 +46,11 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.set_defaults(func=_guarded(cmd_retry))
 
-    p = subparsers.add_parser("list", help="one row per run: state, progress, ETA, loss, result")
+    p = subparsers.add_parser(
+        "list", help="one row per run: state, progress, ETA, loss, result; and the worker's heartbeat"
+    )
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
-    p.add_argument("--json", action="store_true", help="JSON with pid, start time, GPU, exit status")
+    p.add_argument("--json", action="store_true", help='{"worker": {...}, "runs": [{pid, GPU, ...}]}')
     p.set_defaults(func=_guarded(cmd_list))
 
     p = subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
@@ -174,7 +176,7 @@ def _store_and_keys(args: argparse.Namespace) -> tuple[Store, list[str]]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ftui.runner import ensure_worker
+    from ftui.runner import start_worker
 
     store, keys = _store_and_keys(args)
     changed = store.cancel(keys)
@@ -184,8 +186,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     running = [j for j in changed if j.state == RUNNING]
     print(f"cancelled {len(changed) - len(running)} queued job(s)")
     if running:
-        # The worker signals the process groups; start one if it died (it adopts the running processes).
-        ensure_worker(store.runs_dir)
+        # The worker signals the process groups; start one if it died or is stuck (it adopts the running
+        # processes).
+        if note := start_worker(store.runs_dir).note:
+            print(note)
         grace = (store.settings("runner") or {}).get("grace_s", 30.0)
         print(
             f"stopping {len(running)} running job(s): "
@@ -204,7 +208,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from ftui.runner import ensure_worker
+    from ftui.runner import start_worker
 
     store, keys = _store_and_keys(args)
     requeued = store.retry(keys)
@@ -212,24 +216,32 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print("nothing to retry: no failed, cancelled or blocked job matches")
         return 0
     print(f"re-queued {len(requeued)} job(s): " + ", ".join(f"{j.run_key} {j.action}" for j in requeued))
-    pid = ensure_worker(store.runs_dir)
-    if pid is not None:
-        print(f"worker started (pid {pid})")
+    if summary := start_worker(store.runs_dir).summary():
+        print(summary)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ftui.heartbeat import worker_status
     from ftui.runrows import list_rows, print_table
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
     store = Store(_runs_dir(args, registry), loss_history=1)  # one look: no loss history needed
     rows = list_rows(registry, store, runs)
+    worker = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
     if args.json:
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
-        sys.stdout.write("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")
+        runs_json = ",\n".join(json.dumps(r) for r in rows)
+        sys.stdout.write(f'{{"worker": {json.dumps(worker.to_json())},\n"runs": [\n{runs_json}\n]}}\n')
     else:
         print_table(rows, store.runs_dir)
+        hint = ""
+        if worker.pid is None and worker.needs_attention:
+            hint = " (`ftui launch PATTERN` again, or `ftui worker`, starts one)"
+        elif worker.pid is not None and worker.state == "running":
+            hint = f" ({worker.activity})"
+        print(worker.line() + hint)
     return 0
 
 
@@ -262,13 +274,27 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ftui.runner import Worker, stop_worker
+    from ftui.heartbeat import worker_status
+    from ftui.runner import Worker, kill_stuck, stop_worker, worker_pid
 
     registry = _registry(args, required=False)
     runs_dir = _runs_dir(args, registry)
     if args.stop:
         pid = stop_worker(runs_dir)
-        print("no worker running" if pid is None else f"worker {pid} stopped (its running jobs keep running)")
+        if pid is None:
+            print("no worker running")
+            return 0
+        if worker_pid(runs_dir) == pid:
+            raise CommandError(f"worker {pid} did not stop (see {runs_dir / '.worker.log'})", 1)
+        print(f"worker {pid} stopped (its running jobs keep running)")
         return 0
+    replacing = None
+    status = worker_status(runs_dir)
+    if status.stuck:  # take over from a stuck worker, as `ftui launch` would
+        if not kill_stuck(runs_dir, status):
+            raise CommandError(f"{status.line()}; could not stop it", 1)
+        assert status.pid is not None and status.beat_age_s is not None
+        replacing = (status.pid, status.beat_age_s)
+        print(f"worker {status.pid} was not responding for {status.beat_age_s:.0f} s: killed it")
     idle = args.idle_exit if args.idle_exit > 0 else float("inf")
-    return Worker(runs_dir, idle_exit_s=idle).run()
+    return Worker(runs_dir, idle_exit_s=idle, replacing=replacing).run()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
@@ -34,7 +37,10 @@ def row_matches(row: RunRow, text: str) -> bool:
 
 class HomeScreen(Screen[None]):
     DEFAULT_CSS = """
-    HomeScreen #home-status { width: 1fr; height: 1; padding: 0 1; background: $boost; }
+    HomeScreen #home-bar { height: 1; background: $boost; }
+    HomeScreen #home-status { width: 1fr; height: 1; padding: 0 1; }
+    HomeScreen #home-worker { width: auto; height: 1; padding: 0 1; color: $text-muted; }
+    HomeScreen #home-worker.-attention { color: $warning; text-style: bold; }
     HomeScreen #home-filter { display: none; height: 3; }
     HomeScreen #home-filter.-visible { display: block; }
     """
@@ -59,6 +65,13 @@ class HomeScreen(Screen[None]):
         ("h", "heatmaps"),
     ]
 
+    @dataclass
+    class WorkerChecked(Message):
+        """The refresh worker read the worker's lock and heartbeat: "worker 1234, beat 0.4 s ago"."""
+
+        line: str
+        attention: bool
+
     def __init__(self, data: AppData) -> None:
         super().__init__()
         self.data = data
@@ -71,7 +84,9 @@ class HomeScreen(Screen[None]):
         yield Input(
             placeholder="filter: words, or a glob like ft2-*  (enter: keep, escape: clear)", id="home-filter"
         )
-        yield Label("loading runs…", id="home-status", markup=False)
+        with Horizontal(id="home-bar"):
+            yield Label("loading runs…", id="home-status", markup=False)
+            yield Label("", id="home-worker", markup=False)
         yield Footer()
 
     @property
@@ -102,6 +117,23 @@ class HomeScreen(Screen[None]):
     def _read_rows(self) -> None:
         rows, changed = self.data.rows()
         self.post_message(RunsRefreshed(rows, changed))
+        if not self.data.read_only:  # an archive has no worker
+            self.post_message(self._check_worker())
+
+    def _check_worker(self) -> HomeScreen.WorkerChecked:
+        from ftui.heartbeat import worker_status
+        from ftui.store import PENDING_STATES, StoreError
+
+        try:
+            status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))
+        except (StoreError, OSError) as error:
+            return self.WorkerChecked(f"worker: cannot read the queue ({error})", True)
+        return self.WorkerChecked(status.line(), status.needs_attention)
+
+    def on_home_screen_worker_checked(self, message: HomeScreen.WorkerChecked) -> None:
+        label = self.query_one("#home-worker", Label)
+        label.update(message.line)
+        label.set_class(message.attention, "-attention")
 
     def on_runs_refreshed(self, message: RunsRefreshed) -> None:
         self.refreshes += 1

@@ -32,7 +32,7 @@ def list_json(registry: Path, *, env: Mapping[str, str], timeout: float) -> dict
     """`ftui list --json`, keyed by run."""
     out = run_ftui(registry, "list", "--json", env=env, timeout=timeout)
     assert out.returncode == 0, out.stderr
-    return {r["key"]: r for r in json.loads(out.stdout)}
+    return {r["key"]: r for r in json.loads(out.stdout)["runs"]}
 
 
 def wait_until(check: Callable[[], Any], what: str, *, timeout: float, poll: float) -> Any:
