@@ -76,7 +76,7 @@ def evaluating(registry: Path) -> Path:
 
 def list_row(registry: Path, key: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     assert main(["--registry", str(registry), "list", "--json"]) == 0
-    return {r["key"]: r for r in json.loads(capsys.readouterr().out)}[key]
+    return {r["key"]: r for r in json.loads(capsys.readouterr().out)["runs"]}[key]
 
 
 # ---- (a) evaluation progress ------------------------------------------------------------------------------
