@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -37,11 +37,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _create_temp(folder: Path, name: str) -> tuple[int, Path]:
+    """A new temporary file beside `name`, created with mode 0666 so that the umask decides its mode like any
+    other file's (tempfile.mkstemp makes 0600)."""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary file name for {name}")
+
+
 def atomic_write_bytes(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
     """Write `data` (bytes, or a function writing to the open file, e.g. torch.save) to `path` so that readers
     see either the old file or the complete new one: temp file beside it, fsync, rename, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as f:
             if isinstance(data, bytes):
@@ -50,7 +62,6 @@ def atomic_write_bytes(path: Path, data: bytes | Callable[[BinaryIO], object]) -
                 data(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read like any other file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -2,13 +2,14 @@
 
 The new content goes to a temporary file in the same folder (so `os.replace` is a rename within one file
 system), is flushed and fsynced, renamed over the target, and then the folder is fsynced so the rename itself
-survives a power cut.
+survives a power cut. The temporary file is created with mode 0666 so that the umask decides the mode, as for
+any file a program creates (`tempfile.mkstemp` would make it 0600, unreadable to the user's group).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -26,12 +27,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def create_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new, empty temporary file beside `name` in `folder`: (descriptor, path); 0666 minus the umask."""
+    for _ in range(100):
+        tmp_name = str(folder / f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary file name for {name}")
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write `data` to `path` atomically, creating the parent folders if needed."""
     target = Path(path)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    fd, tmp_name = create_temp(folder, target.name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -59,6 +59,7 @@ _SYNTAX_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def parse_registry(file: str, text: str) -> Parsed:
     """Parse `text` (the contents of `file`); raise RegistryError listing every problem."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some Windows editors save it
     source = SourceMap(text)
     ctx = Collector(file, source)
     try:
