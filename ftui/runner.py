@@ -28,7 +28,7 @@ from ftui import procs
 from ftui.executors.base import JOB_TAG, Executor, finished_on_disk
 from ftui.executors.local import LocalExecutor, Tracked
 from ftui.executors.slurm import SlurmExecutor
-from ftui.gpus import Slot, build_slots, detect_gpus
+from ftui.gpus import Slot, build_slots, choose_gpus
 from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError
 
 __all__ = ["JOB_TAG", "LOG_NAME", "Tracked", "Worker", "ensure_worker", "stop_worker", "worker_pid"]
@@ -264,8 +264,8 @@ class Worker:
     def slots(self, settings: dict[str, Any]) -> list[Slot]:
         gpus = settings["gpus"]
         if gpus == "auto" and self._gpus is None:
-            self._gpus = detect_gpus()
-            self.log(f"GPUs: {self._gpus or 'none (CPU jobs)'}")
+            self._gpus, chosen = choose_gpus()  # honours the CUDA_VISIBLE_DEVICES the worker started with
+            self.log(f"GPUs: {chosen}")
         gpus = tuple(gpus) if isinstance(gpus, list) else gpus
         return build_slots(gpus, int(settings["jobs_per_gpu"]), int(settings["cpu_jobs"]), self._gpus)
 
