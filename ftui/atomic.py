@@ -8,8 +8,10 @@ any file a program creates (`tempfile.mkstemp` would make it 0600, unreadable to
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 
@@ -38,9 +40,33 @@ def create_temp(folder: Path, name: str) -> tuple[int, str]:
     raise FileExistsError(f"{folder}: no free temporary file name for {name}")
 
 
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free on the disk holding `folder` (or its nearest existing parent); None when unknown."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def no_space_message(folder: Path) -> str:
+    free = free_bytes(folder)
+    return f"no space left on the disk holding {folder} ({'?' if free is None else f'{free:,}'} bytes free)"
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write `data` to `path` atomically, creating the parent folders if needed."""
+    """Write `data` to `path` atomically, creating the parent folders if needed. An OSError names `path`
+    (not the temporary file); a full disk says how much is free."""
     target = Path(path)
+    try:
+        _write(target, data)
+    except OSError as e:
+        why = no_space_message(target.parent) if e.errno == errno.ENOSPC else e.strerror
+        raise OSError(e.errno, f"cannot write {target}: {why}") from e
+
+
+def _write(target: Path, data: bytes) -> None:
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = create_temp(folder, target.name)

@@ -29,7 +29,7 @@ from ftui.executors.base import JOB_TAG, Executor, finished_on_disk
 from ftui.executors.local import LocalExecutor, Tracked
 from ftui.executors.slurm import SlurmExecutor
 from ftui.gpus import Slot, build_slots, choose_gpus
-from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError
+from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
 
 __all__ = ["JOB_TAG", "LOG_NAME", "Tracked", "Worker", "ensure_worker", "stop_worker", "worker_pid"]
 
@@ -159,7 +159,8 @@ class Worker:
         busy_timeout_s: float = 10.0,
     ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
-        self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s)
+        # follow_replacement=False: the jobs it runs live in this database; never write their ids elsewhere
+        self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s, follow_replacement=False)
         self.idle_exit_s = idle_exit_s
         self.poll_s = poll_s
         self._gpus = list(gpus) if gpus is not None else None  # None: detect with nvidia-smi once
@@ -232,6 +233,9 @@ class Worker:
         """Run one part of the loop; a locked database or a broken run folder is logged, never fatal."""
         try:
             return fn()
+        except StoreReplaced as e:  # its runs folder was removed or replaced: a new worker serves the new one
+            self.log(f"store: {e}; exiting")
+            self._stop = True
         except StoreError as e:
             self.log(f"store: {e}")
         except OSError as e:
