@@ -28,7 +28,7 @@ from ftui import procs
 from ftui.executors.base import JOB_TAG, Executor, finished_on_disk
 from ftui.executors.local import LocalExecutor, Tracked
 from ftui.executors.slurm import SlurmExecutor
-from ftui.gpus import Slot, build_slots, choose_gpus
+from ftui.gpus import Gpu, Slot, build_slots, choose_gpus
 from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
 
 __all__ = ["JOB_TAG", "LOG_NAME", "Tracked", "Worker", "ensure_worker", "stop_worker", "worker_pid"]
@@ -163,7 +163,7 @@ class Worker:
         self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s, follow_replacement=False)
         self.idle_exit_s = idle_exit_s
         self.poll_s = poll_s
-        self._gpus = list(gpus) if gpus is not None else None  # None: detect with nvidia-smi once
+        self._gpus: list[int | Gpu] | None = list(gpus) if gpus is not None else None  # None: detect once
         self._log_stream = log or sys.stderr
         self.lock = WorkerLock(self.runs_dir)
         self.local = LocalExecutor(self.store, self.log)

@@ -11,20 +11,21 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import ParamSpec
 
-Main = Callable[[Sequence[str] | None], int]
+P = ParamSpec("P")
 
 
-def quiet_on_closed_stdout(main: Main) -> Main:
+def quiet_on_closed_stdout(main: Callable[P, int]) -> Callable[P, int]:
     """Wrap a CLI entry point: a BrokenPipeError (the reader of stdout has gone) ends it with exit 0."""
 
     @functools.wraps(main)
-    def run(argv: Sequence[str] | None = None) -> int:
+    def run(*args: P.args, **kwargs: P.kwargs) -> int:
         was_devnull = _stdout_is_devnull()
         try:
             try:
-                return main(argv)
+                return main(*args, **kwargs)
             finally:  # also on SystemExit (argparse --help): the buffered text must fail here, not at exit
                 sys.stdout.flush()
         except BrokenPipeError:
