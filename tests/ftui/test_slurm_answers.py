@@ -65,6 +65,18 @@ with open(state / "jobs", "a") as f:
     f.write("|".join(row) + "\\n")
 print(job_id)
 """
+SACCT = """
+import os, sys
+from pathlib import Path
+state = Path(os.environ["FAKE_SLURM"])
+with open(state / "calls", "a") as f:
+    f.write("sacct " + " ".join(sys.argv[1:]) + "\\n")
+wanted = sys.argv[sys.argv.index("-j") + 1]
+for line in (state / "jobs").read_text().splitlines():
+    parts = line.split("|")
+    if parts[0] == wanted:  # JobID,State,ExitCode,NodeList,Partition
+        print("|".join([parts[0], parts[1], "0:0" if parts[1] == "COMPLETED" else "1:0", parts[4], parts[3]]))
+"""
 SCANCEL = """
 import os, sys
 from pathlib import Path
@@ -75,8 +87,14 @@ with open(state / "calls", "a") as f:
 
 
 class FakeSlurm:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, bin_dir: Path) -> None:
         self.folder = folder
+        self.bin_dir = bin_dir
+
+    def install(self, name: str, body: str) -> None:
+        exe = self.bin_dir / name
+        exe.write_text(f"#!{sys.executable}\n{body}")
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
 
     def calls(self, command: str) -> list[str]:
         path = self.folder / "calls"
@@ -110,15 +128,14 @@ def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     state, bin_dir = tmp_path / "slurm-state", tmp_path / "slurm-bin"
     state.mkdir()
     bin_dir.mkdir()
+    fake = FakeSlurm(state, bin_dir)
     for name, body in (("squeue", SQUEUE), ("sbatch", SBATCH), ("scancel", SCANCEL)):
-        exe = bin_dir / name
-        exe.write_text(f"#!{sys.executable}\n{body}")
-        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+        fake.install(name, body)
     monkeypatch.setenv("PATH", str(bin_dir))  # and no scontrol, no sacct
     monkeypatch.setenv("FAKE_SLURM", str(state))
     monkeypatch.setenv("FTUI_SLURM_POLL", "0")  # poll on every pass
     monkeypatch.setenv("FTUI_SLURM_VANISH_S", "0")  # vanished after 3 answers without it, however quick
-    return FakeSlurm(state)
+    return fake
 
 
 def make_queue(runs: Path) -> tuple[Store, Worker]:
@@ -190,6 +207,20 @@ def test_missing_from_one_answer_is_unknown_and_only_repeated_misses_over_time_s
     assert re.search(
         r"vanished \(not in squeue, scontrol or sacct for 6 answers over \d+ s\) without a", job.reason
     )
+
+
+def test_an_end_confirmed_by_sacct_settles_at_once(tmp_path: Path, slurm: FakeSlurm) -> None:
+    """squeue no longer lists the job (Slurm forgot it after MinJobAge), sacct has its record: no waiting."""
+    store, worker = running_1001(tmp_path, slurm)
+    slurm.install("sacct", SACCT)
+    slurm.set_state("1001", "COMPLETED")
+    slurm.hide("1001")
+    (tmp_path / "runs" / "ft" / "checkpoints").mkdir()
+    (tmp_path / "runs" / "ft" / "checkpoints" / "final.pt").write_bytes(b"")
+    worker.step()
+    job = train(store)
+    assert (job.state, job.reason, job.exit_code) == ("done", "slurm job 1001 COMPLETED", 0)
+    assert slurm.calls("sacct")
 
 
 def test_an_ended_state_in_squeue_settles_at_once(tmp_path: Path, slurm: FakeSlurm) -> None:
