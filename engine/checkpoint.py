@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from engine.config import ModelConfig
-from engine.filelock import atomic_write_bytes
+from engine.filelock import atomic_write_bytes, no_space_message, out_of_space
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_NAME = "final.pt"
@@ -31,7 +31,14 @@ def step_name(step: int) -> str:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_bytes(path, lambda f: torch.save(state, f))
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(state, f))
+    except OSError as e:
+        if out_of_space(e):  # in words, not torch's "enforce fail at inline_container.cc"
+            raise CheckpointError(
+                f"{path}: cannot save the checkpoint: {no_space_message(path.parent)}"
+            ) from None
+        raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -123,7 +123,7 @@ class AppData:
         self.profile = profile
         self.read_only = read_only
         self.start_worker = start_worker  # tests that only check the queue turn the worker off
-        self.store = Store(runs_dir)
+        self.store = Store(runs_dir, keep_reading=True)  # an unreadable queue shows as `store.problem`
         self.runs = list(registry.runs())
         self._by_key = {run.key: run for run in self.runs}
         self._shorts = {t.name: t.short for t in registry.study.tasks}

@@ -2,13 +2,16 @@
 
 The new content goes to a temporary file in the same folder (so `os.replace` is a rename within one file
 system), is flushed and fsynced, renamed over the target, and then the folder is fsynced so the rename itself
-survives a power cut.
+survives a power cut. The temporary file is created with mode 0666 so that the umask decides the mode, as for
+any file a program creates (`tempfile.mkstemp` would make it 0600, unreadable to the user's group).
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 
 
@@ -26,12 +29,47 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def create_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new, empty temporary file beside `name` in `folder`: (descriptor, path); 0666 minus the umask."""
+    for _ in range(100):
+        tmp_name = str(folder / f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: no free temporary file name for {name}")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free on the disk holding `folder` (or its nearest existing parent); None when unknown."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def no_space_message(folder: Path) -> str:
+    free = free_bytes(folder)
+    return f"no space left on the disk holding {folder} ({'?' if free is None else f'{free:,}'} bytes free)"
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write `data` to `path` atomically, creating the parent folders if needed."""
+    """Write `data` to `path` atomically, creating the parent folders if needed. An OSError names `path`
+    (not the temporary file); a full disk says how much is free."""
     target = Path(path)
+    try:
+        _write(target, data)
+    except OSError as e:
+        why = no_space_message(target.parent) if e.errno == errno.ENOSPC else e.strerror
+        raise OSError(e.errno, f"cannot write {target}: {why}") from e
+
+
+def _write(target: Path, data: bytes) -> None:
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    fd, tmp_name = create_temp(folder, target.name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

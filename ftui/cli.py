@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftui import __version__
+from ftui.stdio import quiet_on_closed_stdout
 
 # Each module registers its sub-commands; the order is the order of `ftui --help`.
 COMMAND_MODULES = (
@@ -81,6 +82,7 @@ def is_results_archive(runs: Path | None) -> bool:
     return runs is not None and (runs / RESULTS_MARKER).is_file()
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -293,7 +293,7 @@ def run_started(run_dir: Path) -> bool:
 def config_status(path: Path, config: Mapping[str, Any]) -> str:
     """'new' (no config.toml), 'same' (equal content, comments aside) or 'changed'."""
     try:
-        current = tomllib.loads(path.read_text(encoding="utf-8"))
+        current = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         return "new"
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -8,6 +8,7 @@ heatmaps in `registry_experiments`.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import tomllib
@@ -33,6 +34,7 @@ from ftui.registry_schema import (
     seed_list,
     table_of,
 )
+from ftui.registry_tasks import engine_task_names
 from ftui.registry_types import (
     Experiment,
     HeatmapDef,
@@ -59,6 +61,7 @@ _SYNTAX_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def parse_registry(file: str, text: str) -> Parsed:
     """Parse `text` (the contents of `file`); raise RegistryError listing every problem."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some Windows editors save it
     source = SourceMap(text)
     ctx = Collector(file, source)
     try:
@@ -109,6 +112,7 @@ def _parse_study(ctx: Collector, raw: dict[str, Any]) -> tuple[Study, dict[str, 
 
     tasks: list[TaskInfo] = []
     lookup: dict[str, str] | None = {}
+    engine_tasks = engine_task_names()
     raw_tasks = raw.get("tasks")
     if raw_tasks is None:
         if raw:
@@ -131,6 +135,12 @@ def _parse_study(ctx: Collector, raw: dict[str, Any]) -> tuple[Study, dict[str, 
                 bad(f"tasks[{i}]", "needs a name and a short code, both non-empty strings")
                 lookup = None
                 continue
+            if engine_tasks is not None and name not in engine_tasks:
+                bad(
+                    f"tasks[{i}].name",
+                    f"the engine has no task {name!r}" + did_you_mean(name, engine_tasks),
+                    needle=name,
+                )
             for word in (name, short):
                 if lookup is not None and word in lookup and lookup[word] != name:
                     bad(f"tasks[{i}]", f"{word!r} is already used by task {lookup[word]!r}", needle=word)
@@ -217,7 +227,7 @@ def _parse_runner(ctx: Collector, raw: dict[str, Any]) -> RunnerSettings:
         bad("on_worker_crash", f"unknown policy {crash!r}" + did_you_mean(str(crash), CRASH_POLICIES))
         crash = defaults.on_worker_crash
     grace = raw.get("grace_s", defaults.grace_s)
-    if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+    if not _finite(grace) or grace < 0:
         bad("grace_s", f"must be a number of seconds >= 0, got {grace!r}")
         grace = defaults.grace_s
     executor = raw.get("executor", defaults.executor)
@@ -230,6 +240,11 @@ def _parse_runner(ctx: Collector, raw: dict[str, Any]) -> RunnerSettings:
         slurm_raw = {}
     slurm = _parse_slurm(ctx, slurm_raw)
     return RunnerSettings(gpus, jobs_per_gpu, cpu_jobs, crash, float(grace), executor, slurm)
+
+
+def _finite(value: Any) -> bool:
+    """A number that compares sensibly: not a boolean, not nan (every comparison is false), not inf."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 # Values of [runner.slurm] become #SBATCH options: each must be one plain token of the form Slurm documents.
@@ -297,7 +312,7 @@ def _parse_slurm(ctx: Collector, raw: dict[str, Any]) -> SlurmSettings:
         values[key] = tuple(good)
     if "poll_s" in raw:
         v = raw["poll_s"]
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        if not _finite(v) or v <= 0:
             bad("poll_s", f"must be a number of seconds > 0, got {v!r}")
         else:
             values["poll_s"] = float(v)

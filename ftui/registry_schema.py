@@ -8,6 +8,7 @@ entity (experiment, family, profile...), the field and what is allowed.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,21 +168,14 @@ class Spec:
     kind: str
     minimum: float | None = None
     exclusive_minimum: bool = False
+    maximum: float | None = None  # exclusive; for float_list, each item's bounds
     choices: tuple[str, ...] = ()
     length: int | None = None  # for lists
 
     def check(self, value: Any) -> str | None:
         """None if `value` is allowed, else a message saying what is allowed."""
         if self.kind in ("int", "float"):
-            noun = "an integer" if self.kind == "int" else "a number"
-            kinds = int if self.kind == "int" else int | float
-            if isinstance(value, bool) or not isinstance(value, kinds):
-                return f"must be {noun}{self._range()}, got {_show(value)}"
-            if self.minimum is not None:
-                low = value <= self.minimum if self.exclusive_minimum else value < self.minimum
-                if low:
-                    return f"must be {noun}{self._range()}, got {value!r}"
-            return None
+            return self._number(value)
         if self.kind == "bool":
             return None if isinstance(value, bool) else f"must be true or false, got {_show(value)}"
         if self.kind == "str":
@@ -199,9 +193,13 @@ class Spec:
             noun = "numbers" if self.kind == "float_list" else "strings"
             count = f"{self.length} " if self.length else ""
             if not isinstance(value, list) or not all(item_ok(v) for v in value):
-                return f"must be a list of {count}{noun}, got {_show(value)}"
+                return f"must be a list of {count}{noun}{self._range()}, got {_show(value)}"
             if self.length is not None and len(value) != self.length:
-                return f"must be a list of {count}{noun}, got {len(value)}"
+                return f"must be a list of {count}{noun}{self._range()}, got {len(value)}"
+            if self.kind == "float_list":
+                for item in value:
+                    if self._number(item) is not None:
+                        return f"must be a list of {count}{noun}{self._range()}, got {value!r}"
             if self.kind == "str_list":
                 if not value:
                     return f"must not be empty{self._allowed()}"
@@ -222,10 +220,28 @@ class Spec:
             return None
         raise AssertionError(f"unknown spec kind {self.kind}")
 
+    def _number(self, value: Any) -> str | None:
+        """The rule of the engine (engine/config.py): the right type, finite (no nan or inf), in range."""
+        noun = "an integer" if self.kind == "int" else "a number"
+        kinds = int if self.kind == "int" else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return f"must be {noun}{self._range()}, got {_show(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number{self._range()}, got {value!r}"
+        low = self.minimum is not None and (
+            value <= self.minimum if self.exclusive_minimum else value < self.minimum
+        )
+        if low or (self.maximum is not None and value >= self.maximum):
+            return f"must be {noun}{self._range()}, got {value!r}"
+        return None
+
     def _range(self) -> str:
-        if self.minimum is None:
-            return ""
-        return f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"< {self.maximum:g}")
+        return (" " + " and ".join(bounds)) if bounds else ""
 
     def _allowed(self) -> str:
         return f" (allowed: {', '.join(self.choices)})" if self.choices else ""
@@ -260,7 +276,7 @@ TRAIN_KEYS: dict[str, Spec] = {
     "max_steps": Spec("int", 0),
     "lr": Spec("float", 0, exclusive_minimum=True),
     "weight_decay": Spec("float", 0),
-    "betas": Spec("float_list", length=2),
+    "betas": Spec("float_list", 0, length=2, maximum=1),  # each in [0, 1)
     "grad_clip": Spec("float", 0),
     "warmup_steps": Spec("int", 0),
     "group_by_length": Spec("bool"),

@@ -32,9 +32,9 @@ from ftui import heartbeat, procs
 from ftui.executors.base import JOB_TAG, Executor, finished_on_disk, signal_name
 from ftui.executors.local import LocalExecutor, Tracked
 from ftui.executors.slurm import SlurmExecutor
-from ftui.gpus import Slot, build_slots, detect_gpus
+from ftui.gpus import Gpu, Slot, build_slots, choose_gpus
 from ftui.heartbeat import LOCK_NAME
-from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError
+from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
 from ftui.wakeup import Wakeup
 
 __all__ = [
@@ -225,10 +225,11 @@ class Worker:
         replacing: tuple[int, float] | None = None,
     ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
-        self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s)
+        # follow_replacement=False: the jobs it runs live in this database; never write their ids elsewhere
+        self.store = Store(self.runs_dir, busy_timeout_s=busy_timeout_s, follow_replacement=False)
         self.idle_exit_s = idle_exit_s
         self.poll_s = poll_s
-        self._gpus = list(gpus) if gpus is not None else None  # None: detect with nvidia-smi once
+        self._gpus: list[int | Gpu] | None = list(gpus) if gpus is not None else None  # None: detect once
         self._log_stream = log or sys.stderr
         self.lock = WorkerLock(self.runs_dir)
         self.local = LocalExecutor(self.store, self.log)
@@ -359,6 +360,9 @@ class Worker:
         """Run one part of the loop; a locked database or a broken run folder is logged, never fatal."""
         try:
             return fn()
+        except StoreReplaced as e:  # its runs folder was removed or replaced: a new worker serves the new one
+            self.log(f"store: {e}; exiting")
+            self._stop = True
         except StoreError as e:
             self.log(f"store: {e}")
         except OSError as e:
@@ -377,8 +381,8 @@ class Worker:
     def slots(self, settings: dict[str, Any]) -> list[Slot]:
         gpus = settings["gpus"]
         if gpus == "auto" and self._gpus is None:
-            self._gpus = detect_gpus()
-            self.log(f"GPUs: {self._gpus or 'none (CPU jobs)'}")
+            self._gpus, chosen = choose_gpus()  # honours the CUDA_VISIBLE_DEVICES the worker started with
+            self.log(f"GPUs: {chosen}")
         gpus = tuple(gpus) if isinstance(gpus, list) else gpus
         return build_slots(gpus, int(settings["jobs_per_gpu"]), int(settings["cpu_jobs"]), self._gpus)
 

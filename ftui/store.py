@@ -18,12 +18,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ftui import store_tx as tx
 from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
+from ftui.store_db import QueueDatabase
 from ftui.store_model import (  # re-exported: the queue's public names live here
     ACTIONS,
     BLOCKED,
@@ -34,19 +35,17 @@ from ftui.store_model import (  # re-exported: the queue's public names live her
     EXECUTORS,
     FAILED,
     JOB_COLUMNS,
-    MIGRATIONS,
     OPEN_STATES,
     PENDING_STATES,
     QUEUED,
     RUNNING,
-    SCHEMA,
-    SCHEMA_VERSION,
     STATES,
     WAITING,
     EnqueueResult,
     Job,
     JobSpec,
     StoreError,
+    StoreReplaced,
 )
 
 __all__ = [
@@ -69,98 +68,84 @@ __all__ = [
     "JobSpec",
     "Store",
     "StoreError",
+    "StoreReplaced",
 ]
 
 
 class Store:
     """The queue database of one runs folder plus cached readers of its run folders."""
 
-    def __init__(self, runs_dir: Path, *, busy_timeout_s: float = 10.0, loss_history: int = 200) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        loss_history: int = 200,
+        follow_replacement: bool = True,
+        keep_reading: bool = False,
+    ) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.db_path = self.runs_dir / DB_NAME
         self.busy_timeout_s = busy_timeout_s
+        # follow_replacement=False (a worker): raise StoreReplaced when the file was removed or replaced
+        self._db = QueueDatabase(self.runs_dir, self.db_path, busy_timeout_s, follow_replacement)
+        # True (the app): a read that fails returns no rows and leaves the message in `problem`, so the screen
+        # shows what the run folders say and the reason, never a traceback. Writes still raise StoreError.
+        self.keep_reading = keep_reading
+        self.problem: str | None = None
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
         self._progress = ProgressReader(loss_history)
         self._results = ResultsReader()
-
-    # ---- connection -------------------------------------------------------------------------------------
-    def _connect(self, create: bool) -> sqlite3.Connection | None:
-        if self._conn is not None:
-            return self._conn
-        if not create and not self.db_path.exists():
-            return None  # reading a runs folder nobody launched in: no jobs, and create nothing
-        try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.db_path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL keeps the database consistent on a crash
-            conn.execute("PRAGMA foreign_keys = ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.db_path}: written by a newer ftui (schema {version}; this one knows "
-                    f"{SCHEMA_VERSION})"
-                )
-            if version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                # Another process may have upgraded it while we waited for the write lock: read it again.
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                else:
-                    for target in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in MIGRATIONS.get(target, ()):
-                            conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.db_path}: cannot open the queue database: {_explain(e, self)}") from e
-        self._conn = conn
-        return conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks)."""
         with self._lock:
-            conn = self._connect(create=True)
+            conn = self._db.connect(create=True)
             assert conn is not None
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise StoreError(f"{self.db_path}: {_explain(e, self)}") from e
+            except sqlite3.Error as e:
+                raise self._db.error(e) from e
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as e:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise self._db.error(e) from e
                 raise
             try:
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as e:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"{self.db_path}: {_explain(e, self)}") from e
+            except sqlite3.Error as e:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise self._db.error(e) from e
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            conn = self._connect(create=False)
-            if conn is None:
-                return []
             try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as e:
-                raise StoreError(f"{self.db_path}: {_explain(e, self)}") from e
+                rows = self._read_now(sql, params)
+            except StoreError as e:
+                if not self.keep_reading:
+                    raise
+                self.problem = str(e)
+                return []
+            self.problem = None
+            return rows
+
+    def _read_now(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        conn = self._db.connect(create=False)
+        if conn is None:
+            return []
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise self._db.error(e) from e
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._db.close()
 
     # ---- reading ----------------------------------------------------------------------------------------
     def jobs(self, run_keys: Iterable[str] | None = None, states: Iterable[str] | None = None) -> list[Job]:
@@ -474,10 +459,3 @@ class Store:
     def has_pending(self) -> bool:
         rows = self._read(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {PENDING_STATES!r}")
         return bool(rows and rows[0]["n"])
-
-
-def _explain(e: sqlite3.Error, store: Store) -> str:
-    text = str(e)
-    if "locked" in text or "busy" in text:
-        return f"the database is locked by another process (waited {store.busy_timeout_s:g} s); try again"
-    return text

@@ -90,6 +90,11 @@ class StoreError(Exception):
     """A problem with the queue database, worded for the user (names the file)."""
 
 
+class StoreReplaced(StoreError):
+    """The database file was removed or replaced after a Store that must not follow it (a worker) opened
+    it."""
+
+
 @dataclass(frozen=True)
 class Job:
     id: int

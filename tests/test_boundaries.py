@@ -42,6 +42,7 @@ def test_the_cli_parser_loads_no_numpy() -> None:
 
 def test_no_ftui_module_mentions_torch() -> None:
     assert "torch" not in _top_level_imports("ftui")
+    assert "engine" not in _top_level_imports("ftui")  # the task names are read from engine/tasks/names.toml
 
 
 def test_engine_never_imports_ftui() -> None:

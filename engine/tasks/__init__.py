@@ -1,10 +1,12 @@
-"""The seven tasks behind one registry. Insertion order is the study's index order (1 D ... 7 Cr);
-nothing else in the engine hard-codes the list."""
+"""The seven tasks behind one registry. The names and their order (the study's index order, 1 D ... 7 Cr)
+come from `names.toml` beside this file, which ftui reads too; nothing else hard-codes the list."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tomllib
+from pathlib import Path
 
 from engine.tasks.angle import Angle
 from engine.tasks.base import SETS, Task
@@ -16,9 +18,20 @@ from engine.tasks.perimeter import Perimeter
 from engine.tasks.trianglearea import TriangleArea
 from engine.world import WorldSpec
 
-TASKS: dict[str, Task] = {
-    t.name: t for t in (Distance(), TriangleArea(), Angle(), Compass(), Inside(), Perimeter(), Crossing())
-}
+NAMES_FILE = Path(__file__).with_name("names.toml")
+
+
+def _tasks() -> dict[str, Task]:
+    implemented = {
+        t.name: t for t in (Distance(), TriangleArea(), Angle(), Compass(), Inside(), Perimeter(), Crossing())
+    }
+    names = tomllib.loads(NAMES_FILE.read_text(encoding="utf-8"))["names"]
+    if sorted(names) != sorted(implemented):
+        raise RuntimeError(f"{NAMES_FILE} lists {names}, the task modules implement {sorted(implemented)}")
+    return {name: implemented[name] for name in names}
+
+
+TASKS: dict[str, Task] = _tasks()
 
 __all__ = ["SETS", "TASKS", "Task", "get_task", "task_index", "sample_main"]
 

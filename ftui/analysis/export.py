@@ -1,7 +1,9 @@
 """Writing a heatmap to a file: a figure (PNG, PDF, SVG) or the numbers (CSV, JSON), chosen by the suffix.
 
-Matplotlib is imported inside `write_figure` only, with the non-interactive Agg backend, so the rest of ftui
-starts fast and a figure can be written over SSH without a display. Every file is written atomically.
+Matplotlib is imported inside `figure_bytes` only, so the rest of ftui starts fast. It draws with Agg through
+the object-oriented API (a `Figure` on a `FigureCanvasAgg`, never pyplot), so a figure can be written over
+SSH without a display, and whatever backend the environment names (MPLBACKEND=inline inherited from Jupyter,
+a Qt4Agg from an old matplotlibrc) plays no part. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import csv
 import io
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,12 +85,12 @@ def _hex(colour: tuple[int, int, int]) -> str:
 
 def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     """Render the figure: one panel, or actual / predicted / error side by side; returns the file's bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    _import_matplotlib()
     from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     matrix = view.matrix
     panels = view.panels()
@@ -98,7 +101,8 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     panel_w, grid_h = n_cols * cell_w, n_rows * cell_h
     width = left + len(panels) * (panel_w + 0.08 + bar + bar_labels) + (len(panels) - 1) * gap + 0.1
     height = top + grid_h + bottom
-    fig = plt.figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
     axes: list[Any] = []
     bars: list[Any] = []
     for index in range(len(panels)):
@@ -152,5 +156,16 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"Creator": "ftui"} if kind != "png" else {"Software": "ftui"}
     fig.savefig(buffer, format=kind, dpi=150, metadata=metadata)
-    plt.close(fig)
     return buffer.getvalue()
+
+
+def _import_matplotlib() -> None:
+    """Import matplotlib without reading MPLBACKEND: `import matplotlib` validates the variable and fails on a
+    value it does not know ("inline", "module://matplotlib_inline.backend_inline" outside Jupyter,
+    "Qt4Agg"). The variable is hidden for the import only, so the processes ftui starts still inherit it."""
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        import matplotlib  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved

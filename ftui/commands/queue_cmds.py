@@ -100,6 +100,10 @@ def _guarded(fn: Any) -> Any:
         except StoreError as e:
             print(f"ftui: {e}", file=sys.stderr)
             return 1
+        except OSError as e:  # a config.toml that cannot be written: read-only or full disk, permissions
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"ftui: {where}{e.strerror or e}", file=sys.stderr)
+            return 1
 
     run.__name__ = fn.__name__
     return run

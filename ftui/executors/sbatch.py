@@ -38,6 +38,11 @@ def _one_line(what: str, value: str) -> str:
     return value
 
 
+def job_name(run_key: str, action: str) -> str:
+    """The --job-name of a job: how a later submission recognises an earlier attempt of the same job."""
+    return f"ftui:{run_key}:{action}"
+
+
 def option(name: str, value: Any) -> str:
     """`#SBATCH --name=value` with the value quoted."""
     text = _one_line(name, str(value))
@@ -88,7 +93,7 @@ def render(
         f"# Written by ftui for {_one_line('run key', run_key)} {action}, attempt {attempt}, at "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}.",
         "# ftui submits it with `sbatch --parsable`; it can also be submitted by hand.",
-        option("--job-name", f"ftui:{run_key}:{action}"),
+        option("--job-name", job_name(run_key, action)),
         option("--output", slurm_path(run_dir / LOG_NAME)),  # stdout and stderr, appended: the same log
         "#SBATCH --open-mode=append",
         option("--chdir", str(run_dir)),

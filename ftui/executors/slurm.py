@@ -5,75 +5,71 @@ scheduler, `blocked` logic and retries apply unchanged; see docs/slurm.md for wh
 The worker polls `squeue --me` at `poll_s` (all jobs in one call), asks `scontrol show job` (then `sacct`,
 then `sacct -c`) for the exit code of a job that ended, maps Slurm's state to ours, and cancels with
 `scancel`. Every call has a timeout: an unreachable controller never hangs the worker.
+
+A busy controller answers badly: an error on stderr with exit 0 and no rows, a job missing from one answer.
+So a reading call with an error on stderr has failed, whatever its exit code; a job absent from an answer
+is unknown, not ended: it is settled on a confirmed end state (squeue, scontrol or sacct), or as vanished
+only after MISSES_TO_VANISH answers in a row over VANISH_AFTER_S seconds. And a run folder gets no second
+Slurm job while its previous one may be alive: before submitting again into a folder, the worker asks
+squeue; an earlier attempt of the same job that still runs is watched again, another job there makes the
+submission fail with the reason, and no answer means: not yet.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ftui.atomic import atomic_write_bytes
 from ftui.executors import sbatch
-from ftui.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words, signal_name
+from ftui.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
+from ftui.executors.slurm_states import (  # re-exported: the executor's vocabulary
+    ACTIVE,
+    ENDED,
+    FAILURES,
+    MAX_REQUEUES,
+    REQUEUE_STATES,
+    FolderJob,
+    SlurmInfo,
+    describe_active,
+    parse_exit,
+    parse_folder_jobs,
+    parse_sacct,
+    parse_scontrol,
+    parse_squeue,
+    verdict,
+)
 from ftui.gpus import Slot
 from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job
 
 CALL_TIMEOUT_S = 30.0  # sbatch, squeue, scontrol, sacct, scancel
-MAX_REQUEUES = 1  # automatic re-queues after TIMEOUT or PREEMPTED (the engine resumes from its checkpoint)
-
-# Slurm job states (squeue %T / scontrol JobState / sacct State) that mean "not ended yet".
-ACTIVE = frozenset(
-    {
-        "PENDING",
-        "CONFIGURING",
-        "RUNNING",
-        "COMPLETING",
-        "SUSPENDED",
-        "STOPPED",
-        "RESIZING",
-        "REQUEUED",
-        "REQUEUE_HOLD",
-        "REQUEUE_FED",
-        "RESV_DEL_HOLD",
-        "SIGNALING",
-        "STAGE_OUT",
-        "SPECIAL_EXIT",
-    }
-)
-REQUEUE_STATES = frozenset({"TIMEOUT", "PREEMPTED"})
-# Ended states that are failures, with what they mean.
-FAILURES: dict[str, str] = {
-    "FAILED": "the job failed",
-    "OUT_OF_MEMORY": "out of memory (raise [runner.slurm] mem)",
-    "NODE_FAIL": "its node failed",
-    "BOOT_FAIL": "its node failed to boot",
-    "DEADLINE": "it missed its deadline",
-}
+# A job nobody in Slurm knows (not in squeue, no scontrol or sacct record) is settled as vanished only after
+# this many successful squeue answers in a row without it, spread over at least this many seconds: a busy
+# controller may drop a job from one answer, and Slurm keeps an ended job for MinJobAge (300 s by default).
+MISSES_TO_VANISH = 3
+VANISH_AFTER_S = 60.0
 
 
 class SlurmError(Exception):
     """A Slurm command that failed: the message is Slurm's own (stderr), or why it could not run."""
 
 
-@dataclass(frozen=True)
-class SlurmInfo:
-    """One job as Slurm reports it."""
-
-    slurm_id: str
-    state: str  # first word: "CANCELLED by 0" -> "CANCELLED"
-    reason: str = ""
-    partition: str | None = None
-    node: str | None = None
-    exit_code: str | None = None  # "3:0" (code:signal)
+class SlurmMissing(SlurmError):
+    """The Slurm client is not installed here (so no job of ours can be running through it)."""
 
 
-def call(args: Sequence[str], timeout_s: float = CALL_TIMEOUT_S, cwd: str | None = None) -> str:
-    """Run a Slurm command; its stdout, or SlurmError with Slurm's message. Never hangs past `timeout_s`."""
+def call(
+    args: Sequence[str], timeout_s: float = CALL_TIMEOUT_S, cwd: str | None = None, strict: bool = True
+) -> str:
+    """Run a Slurm command; its stdout, or SlurmError with Slurm's message. Never hangs past `timeout_s`.
+    `strict` (for the commands that read): an error on stderr is a failure even with exit code 0 (squeue
+    prints `slurm_load_jobs error: Socket timed out ...`, exits 0 and prints no rows)."""
     try:
         out = subprocess.run(
             list(args),
@@ -84,115 +80,43 @@ def call(args: Sequence[str], timeout_s: float = CALL_TIMEOUT_S, cwd: str | None
             cwd=cwd,
         )
     except FileNotFoundError as e:
-        raise SlurmError(
+        raise SlurmMissing(
             f'{args[0]} not found: install the Slurm client here, or use executor = "local"'
         ) from e
     except subprocess.TimeoutExpired as e:
         raise SlurmError(f"{args[0]} did not answer within {timeout_s:g} s (is slurmctld reachable?)") from e
     except OSError as e:
         raise SlurmError(f"{args[0]}: {e}") from e
-    if out.returncode != 0:
-        message = " ".join((out.stderr or out.stdout).split()) or f"exit {out.returncode}"
+    errors = [line for line in (out.stderr or "").splitlines() if _ERROR_WORD.search(line)]
+    if out.returncode != 0 or (strict and errors):
+        text = "\n".join(errors) if out.returncode == 0 else (out.stderr or out.stdout)
+        message = " ".join(text.split()) or f"exit {out.returncode}"
         raise SlurmError(message if message.startswith(f"{args[0]}:") else f"{args[0]}: {message}")
     return out.stdout
 
 
-def parse_exit(exit_code: str | None) -> tuple[int | None, int | None]:
-    """Slurm's "code:signal" -> (exit code, signal); (None, None) when unknown."""
-    if not exit_code or ":" not in exit_code:
-        return None, None
-    code, _, sig = exit_code.partition(":")
-    try:
-        return int(code), int(sig)
-    except ValueError:
-        return None, None
+__all__ = [
+    "ACTIVE",
+    "ENDED",
+    "FAILURES",
+    "MAX_REQUEUES",
+    "REQUEUE_STATES",
+    "FolderJob",
+    "SlurmError",
+    "SlurmExecutor",
+    "SlurmInfo",
+    "SlurmMissing",
+    "call",
+    "describe_active",
+    "parse_exit",
+    "parse_folder_jobs",
+    "parse_sacct",
+    "parse_scontrol",
+    "parse_squeue",
+    "verdict",
+]
 
-
-def parse_squeue(text: str) -> dict[str, SlurmInfo]:
-    """Lines of `squeue -o %i|%T|%r|%P|%N` -> job id -> info."""
-    found = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) < 5 or not parts[0]:
-            continue
-        jid, state, reason, partition, node = parts[:5]
-        found[jid] = SlurmInfo(
-            jid, state.split()[0] if state else "", reason, partition or None, node or None
-        )
-    return found
-
-
-def parse_scontrol(text: str) -> SlurmInfo | None:
-    """`scontrol show job -o ID` (one line of Key=Value words) -> info."""
-    fields: dict[str, str] = {}
-    for word in text.split():
-        key, eq, value = word.partition("=")
-        if eq and key not in fields:
-            fields[key] = value
-    if "JobId" not in fields or "JobState" not in fields:
-        return None
-    node = fields.get("NodeList")
-    return SlurmInfo(
-        fields["JobId"],
-        fields["JobState"],
-        fields.get("Reason", ""),
-        fields.get("Partition") or None,
-        None if node in (None, "", "(null)") else node,
-        fields.get("ExitCode"),
-    )
-
-
-def parse_sacct(text: str, slurm_id: str) -> SlurmInfo | None:
-    """`sacct -n -P -o JobID,State,ExitCode,NodeList,Partition` -> the line of the job itself (no steps)."""
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 3 and parts[0] == slurm_id and parts[1]:
-            node = parts[3] if len(parts) > 3 and parts[3] not in ("", "None assigned") else None
-            partition = parts[4] if len(parts) > 4 and parts[4] else None
-            return SlurmInfo(slurm_id, parts[1].split()[0], "", partition, node, parts[2])
-    return None
-
-
-def describe_active(info: SlurmInfo) -> str:
-    """The reason a running-or-pending job shows in `ftui list` and the app."""
-    if info.state == "RUNNING":
-        return f"slurm job {info.slurm_id} RUNNING" + (f" on {info.node}" if info.node else "")
-    if info.reason and info.reason != "None":
-        return f"slurm job {info.slurm_id} {info.state} ({info.reason})"
-    return f"slurm job {info.slurm_id} {info.state}"
-
-
-def verdict(
-    info: SlurmInfo, *, cancel_requested: bool, requeues: int, done_on_disk: bool, words: str = ""
-) -> Ended | None:
-    """Map an ended Slurm job to our outcome. None means: re-queue it (TIMEOUT/PREEMPTED, first time)."""
-    code, sig = parse_exit(info.exit_code)
-    jid, state = info.slurm_id, info.state
-    where = f" on {info.node}" if info.node else ""
-    if cancel_requested:
-        return Ended(CANCELLED, "cancelled by the user", code, sig or None)
-    if state == "COMPLETED":
-        if done_on_disk:
-            return Ended(DONE, f"slurm job {jid} COMPLETED", code if code is not None else 0)
-        return Ended(FAILED, f"slurm job {jid} COMPLETED but left no result{words}", code)
-    if state == "CANCELLED":
-        return Ended(CANCELLED, f"slurm job {jid} CANCELLED outside ftui (scancel or an administrator)", code)
-    if state in REQUEUE_STATES:
-        if done_on_disk:
-            return Ended(DONE, f"slurm job {jid} {state} after it finished", code)
-        if requeues < MAX_REQUEUES:
-            return None
-        return Ended(
-            FAILED, f"slurm job {jid} {state} again after {requeues} re-queue(s){where}", code, sig or None
-        )
-    meaning = FAILURES.get(state, "ended")
-    if state == "FAILED" and sig:
-        detail = f"killed by {signal_name(sig)}"
-    elif state == "FAILED" and code is not None:
-        detail = f"{'bad config' if code == 2 else 'exit'} {code}"
-    else:
-        detail = meaning
-    return Ended(FAILED, f"slurm job {jid} {state}{where}: {detail}{words}", code, sig or None)
+_ERROR_WORD = re.compile(r"\berror\b", re.IGNORECASE)
 
 
 class SlurmExecutor(Executor):
@@ -204,18 +128,82 @@ class SlurmExecutor(Executor):
         self._shown: dict[int, str] = {}  # the reason last written for each job (write only changes)
         self._last_poll = 0.0
         self._kill_sent: set[int] = set()
+        self._misses: dict[int, tuple[int, float]] = {}  # job id -> (answers in a row without it, first)
+        self._unsubmitted: set[int] = set()  # claimed, but squeue could not say whether its folder is free
 
     def active(self) -> int:
-        return len(self.tracked)
+        return len(self.tracked) + len(self._unsubmitted)
 
     def poll_interval(self, settings: dict[str, Any]) -> float:
         if os.environ.get("FTUI_SLURM_POLL"):  # tests
             return float(os.environ["FTUI_SLURM_POLL"])
         return float((settings.get("slurm") or {}).get("poll_s", 10.0))
 
+    @staticmethod
+    def vanish_after_s() -> float:
+        if os.environ.get("FTUI_SLURM_VANISH_S"):  # tests
+            return float(os.environ["FTUI_SLURM_VANISH_S"])
+        return VANISH_AFTER_S
+
     # ---- submitting ---------------------------------------------------------------------------------------
     def start(self, job: Job, slot: Slot | None, settings: dict[str, Any]) -> bool:
+        """Submit the claimed job, unless a Slurm job may still be alive in its run folder."""
         run_dir = self.store.run_dir(job.rel_dir)
+        # A folder that has had a batch job (job.sbatch is there) may still have one running: say, one the
+        # worker wrongly settled while the controller did not answer, then `ftui retry`.
+        if job.attempts > 1 or (run_dir / sbatch.SCRIPT_NAME).exists():
+            try:
+                alive = self._alive_in(run_dir)
+            except SlurmMissing:
+                alive = []  # no Slurm client: nothing runs through it, and sbatch will say it is missing
+            except SlurmError as e:
+                self._unsubmitted.add(job.id)
+                self._show(
+                    job.id,
+                    f"not submitted yet: squeue cannot say whether an earlier job still runs in this run "
+                    f"folder ({e}); asking again",
+                    None,
+                    None,
+                )
+                return True
+            self._unsubmitted.discard(job.id)
+            if alive:
+                return self._previous_still_alive(job, alive[0])
+        self._unsubmitted.discard(job.id)
+        return self._submit(job, run_dir, settings)
+
+    def _alive_in(self, run_dir: Path) -> list[FolderJob]:
+        """The Slurm jobs not yet ended whose working folder is `run_dir`."""
+        text = call(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%j|%Z"])
+        here = run_dir.resolve()
+        alive = []
+        for found in parse_folder_jobs(text):
+            if found.state in ACTIVE and found.workdir and Path(found.workdir).resolve() == here:
+                alive.append(found)
+        return alive
+
+    def _previous_still_alive(self, job: Job, found: FolderJob) -> bool:
+        """An earlier Slurm job still runs in the folder: watch it again if it is this job's (and no fresh
+        start was asked for); otherwise fail the submission with the reason."""
+        if found.name == sbatch.job_name(job.run_key, job.action) and not job.restart:
+            reason = f"slurm job {found.slurm_id} still {found.state}: watching it again (no second job)"
+            self.store.record_slurm(job.id, found.slurm_id, reason, None)
+            self.tracked[job.id] = found.slurm_id
+            self._shown[job.id] = reason
+            self._last_poll = 0.0
+            self.log(f"{job.run_key} {job.action}: {reason}")
+            return True
+        mine = found.name == sbatch.job_name(job.run_key, job.action)
+        what = "an earlier attempt of this job" if mine else f"job {found.name!r}"
+        reason = (
+            f"not submitted: slurm job {found.slurm_id} ({what}, {found.state}) still runs in this run "
+            f"folder; stop it (scancel {found.slurm_id}) or let it end, then retry"
+        )
+        self.store.finish(job.id, FAILED, reason)
+        self.log(f"{job.run_key} {job.action}: {reason}")
+        return False
+
+    def _submit(self, job: Job, run_dir: Path, settings: dict[str, Any]) -> bool:
         slurm = settings.get("slurm") or {}
         try:
             if not (run_dir / "config.toml").is_file():
@@ -233,7 +221,8 @@ class SlurmExecutor(Executor):
             )
             script = run_dir / sbatch.SCRIPT_NAME
             atomic_write_bytes(script, text.encode())
-            out = call(["sbatch", "--parsable", str(script)], cwd=str(run_dir)).strip()
+            # not strict: a job id on stdout means it was submitted, whatever sbatch warns about
+            out = call(["sbatch", "--parsable", str(script)], cwd=str(run_dir), strict=False).strip()
         except (SlurmError, sbatch.SbatchError, OSError) as e:
             self.store.finish(job.id, FAILED, f"not submitted: {e}")
             self.log(f"{job.run_key} {job.action}: not submitted: {e}")
@@ -276,28 +265,61 @@ class SlurmExecutor(Executor):
 
     # ---- watching -----------------------------------------------------------------------------------------
     def reap(self, settings: dict[str, Any]) -> None:
-        if not self.tracked:
+        if not self.tracked and not self._unsubmitted:
             return
         now = time.monotonic()
         if now - self._last_poll < self.poll_interval(settings):
             return
         self._last_poll = now
+        self._submit_waiting(settings)
+        if not self.tracked:
+            return
         try:
             seen = parse_squeue(call(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%r|%P|%N"]))
-        except SlurmError as e:
+        except SlurmError as e:  # no answer is no news: every job stays as it was
             self._show_all(f"slurm: cannot ask squeue: {e}")
             return
         for job_id, slurm_id in list(self.tracked.items()):
             info = seen.get(slurm_id)
             if info is not None and info.state in ACTIVE:
+                self._misses.pop(job_id, None)
                 self._show(job_id, describe_active(info), info.partition, info.node)
                 continue
             final = self._final_info(slurm_id) or info
-            if final is None:
-                final = SlurmInfo(slurm_id, "UNKNOWN", "Slurm no longer knows the job")
-            if final.state in ACTIVE:  # squeue missed it between states
+            if final is not None and final.state in ACTIVE:  # squeue missed it between states
+                self._misses.pop(job_id, None)
                 continue
-            self._settle(job_id, final)
+            if final is not None and final.state in ENDED:
+                self._settle(job_id, final)
+                continue
+            self._missed(job_id, slurm_id, now)
+
+    def _missed(self, job_id: int, slurm_id: str, now: float) -> None:
+        """Slurm answered but knows nothing of the job: unknown, until it stays so long enough to count."""
+        count, first = self._misses.get(job_id, (0, now))
+        count += 1
+        self._misses[job_id] = (count, first)
+        waited = now - first
+        if count >= MISSES_TO_VANISH and waited >= self.vanish_after_s():
+            why = f"not in squeue, scontrol or sacct for {count} answers over {waited:.0f} s"
+            self._settle(job_id, SlurmInfo(slurm_id, "UNKNOWN", why))
+            return
+        self._show(
+            job_id,
+            f"slurm job {slurm_id}: not in squeue's answer ({count} in a row); waiting for Slurm to confirm "
+            "its end",
+            None,
+            None,
+        )
+
+    def _submit_waiting(self, settings: dict[str, Any]) -> None:
+        """Try again to submit the jobs held back because squeue could not answer."""
+        for job_id in sorted(self._unsubmitted):
+            job = self.store.job(job_id)
+            if job is None or job.state != RUNNING:
+                self._forget(job_id)
+            elif not job.cancel_requested:
+                self.start(job, None, settings)
 
     def _final_info(self, slurm_id: str) -> SlurmInfo | None:
         """The ended job's record with its exit code: scontrol (for MinJobAge), then sacct, then sacct -c."""
@@ -327,7 +349,7 @@ class SlurmExecutor(Executor):
             ended: Ended | None = (
                 Ended(DONE, f"slurm job {info.slurm_id} ended (Slurm forgot it; the result is on disk)")
                 if done
-                else Ended(FAILED, f"slurm job {info.slurm_id} vanished from Slurm without a result")
+                else Ended(FAILED, f"slurm job {info.slurm_id} vanished ({info.reason}) without a result")
             )
         else:
             words = "" if info.state == "COMPLETED" and done else last_words(self.store, job)
@@ -356,6 +378,8 @@ class SlurmExecutor(Executor):
         self.tracked.pop(job_id, None)
         self._shown.pop(job_id, None)
         self._kill_sent.discard(job_id)
+        self._misses.pop(job_id, None)
+        self._unsubmitted.discard(job_id)
 
     def _show(self, job_id: int, reason: str, partition: str | None, node: str | None) -> None:
         key = f"{reason}|{partition}|{node}"
@@ -372,22 +396,26 @@ class SlurmExecutor(Executor):
     def handle_cancels(self, settings: dict[str, Any]) -> None:
         """scancel sends SIGTERM (the engine saves a checkpoint), and Slurm kills what is left after its
         KillWait. After `grace_s` without an end, ftui sends SIGKILL through scancel once more."""
-        if not self.tracked:
+        if not self.tracked and not self._unsubmitted:
             return
         grace = float(settings.get("grace_s", 30.0))
         now = time.time()
         for job in self.store.jobs(states=[RUNNING]):
+            if job.id in self._unsubmitted and job.cancel_requested:  # never reached Slurm: nothing to stop
+                self.store.finish(job.id, CANCELLED, "cancelled by the user (before it was submitted)")
+                self._forget(job.id)
+                continue
             slurm_id = self.tracked.get(job.id)
             if slurm_id is None or not job.cancel_requested:
                 continue
             try:
                 if job.cancel_sent is None:
-                    call(["scancel", slurm_id])
+                    call(["scancel", slurm_id], strict=False)
                     self.store.mark_cancel_sent(job.id, now)
                     self._last_poll = 0.0
                     self.log(f"cancel {job.run_key} {job.action}: scancel {slurm_id}")
                 elif job.id not in self._kill_sent and now - job.cancel_sent >= grace:
-                    call(["scancel", "--signal=KILL", "--full", slurm_id])
+                    call(["scancel", "--signal=KILL", "--full", slurm_id], strict=False)
                     self._kill_sent.add(job.id)
                     self.log(f"cancel {job.run_key} {job.action}: scancel --signal=KILL {slurm_id}")
             except SlurmError as e:  # tried again on the next pass

@@ -166,6 +166,8 @@ class HomeScreen(Screen[None]):
             parts.append(f"{len(self.table.selected)} selected")
         if self.data.read_only:
             parts.append("read-only")
+        if self.data.store.problem:  # the queue cannot be read: rows show what the run folders say
+            parts.append(self.data.store.problem)
         self.query_one("#home-status", Label).update(" · ".join(parts))
 
     @on(RunTable.SelectionChanged)

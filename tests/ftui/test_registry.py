@@ -449,6 +449,16 @@ def test_unsafe_names_are_rejected(tmp_path: Path, bad: str) -> None:
             "a pretraining run starts from scratch",
         ),
         (('sets = "pairs"', 'sets = "pears"'), "unknown task set list 'pears'"),
+        # NaN and inf pass every comparison test: each is refused by name, where the engine refuses them too
+        (("lr = 1e-3", "lr = nan"), "field 'pretrain.lr': must be a finite number > 0, got nan"),
+        (("betas = [0.9, 0.999]", "betas = [0.9, 1.5]"), "must be a list of 2 numbers >= 0 and < 1"),
+        (("grace_s = 5.0", "grace_s = nan"), "runner: field 'grace_s': must be a number of seconds >= 0"),
+        (("grace_s = 5.0", "grace_s = inf"), "runner: field 'grace_s': must be a number of seconds >= 0"),
+        (
+            ('name = "compass", short', 'name = "compas", short'),
+            "study: field 'tasks[2].name': the engine has no task 'compas' (allowed: distance, trianglearea,"
+            " angle, compass, inside, perimeter, crossing; did you mean 'compass'?)",
+        ),
     ],
 )
 def test_other_bad_values(tmp_path: Path, edit: tuple[str, str], expected: str | None) -> None:
