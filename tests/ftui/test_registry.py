@@ -124,7 +124,7 @@ def test_paper_profile_resolves_to_the_study_sizes(shipped: Registry) -> None:
 def test_smaller_profiles_inherit_and_override(shipped: Registry) -> None:
     paper, small, smoke = (shipped.profiles[p] for p in ("paper", "laptop", "smoke"))
     assert small.inherit == "paper" and smoke.inherit == "paper"
-    assert small.model["max_seq_len"] == paper.model["max_seq_len"]  # inherited
+    assert small.model["rope_theta"] == paper.model["rope_theta"]  # inherited
     assert small.pretrain["weight_decay"] == paper.pretrain["weight_decay"]
     assert small.pretrain["batch_size"] == 64 and small.finetune["batch_size"] == 64  # [train] reaches both
     assert smoke.model["n_layer"] == 2 and smoke.model["d_model"] == 32
