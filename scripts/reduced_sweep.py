@@ -84,6 +84,36 @@ def _device(runs: Path, rows: list[dict]) -> str:
     return "unknown"
 
 
+def _study_span(runs: Path, rows: list[dict]) -> dict[str, float]:
+    """First start and last end event over the runs (unix time) and the span between: the study's wall time
+    even when some runs were launched before this script (events are the runs' own record)."""
+    first, last = float("inf"), 0.0
+    for row in rows:
+        events = runs / row["key"] / "events.jsonl"
+        if not events.is_file():
+            continue
+        for line in events.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "start":
+                first = min(first, float(event["t"]))
+            elif event.get("event") == "end":
+                last = max(last, float(event["t"]))
+    if not last:
+        return {}
+    return {"first_start_t": first, "last_end_t": last, "study_wall_s": round(last - first, 1)}
+
+
+def _machine() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {mem:.0f} GiB, {platform.system()}"
+
+
 def pack(rows: list[dict], runs: Path, out: Path, meta: dict) -> None:
     top = out.name.removesuffix(".tar.gz")
     tmp = out.with_name(out.name + ".tmp")
@@ -127,10 +157,12 @@ def main() -> int:
         "done": len(rows) - len(failed),
         "not_done": failed,
         "device": _device(args.runs, rows),
+        "machine": _machine(),
         "host": platform.node(),
         "date": time.strftime("%Y-%m-%d", time.gmtime(t0)),
         "commit": _git_commit(),
         "wall_s": round(wall, 1),
+        **_study_span(args.runs, rows),
     }
     pack(rows, args.runs, args.out, meta)
     done = f"{meta['done']}/{meta['runs']} runs done"
