@@ -1,7 +1,8 @@
 """Run the wb part of the study headless through ftui, wait for it, and pack the results into one archive.
 
-    python scripts/reduced_sweep.py       # profile `reduced`: pt1, ftwb1-*, ftwb2-* (on the GPU)
-    python scripts/reduced_sweep.py --profile smoke --runs /tmp/r --out /tmp/r.tar.gz    # the path, on a CPU
+    python scripts/sweep.py                    # profile `laptop`: pt1, ftwb1-*, ftwb2-* on 2 CPU cores
+    python scripts/sweep.py --profile reduced  # the paper's model on a GPU, in minutes
+    python scripts/sweep.py --profile smoke --runs /tmp/r --out /tmp/r.tar.gz    # the path, in a minute
 
 It uses only the ftui command line (`ftui launch`, then `ftui list --json` every few seconds), exactly as a
 user would over SSH. The archive holds, per run, `eval.json`, `config.toml` and the last lines of
@@ -133,14 +134,16 @@ def pack(rows: list[dict], runs: Path, out: Path, meta: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="reduced")
+    ap.add_argument("--profile", default="laptop")
     ap.add_argument("--registry", type=Path, default=REPO / "experiments.toml")
-    ap.add_argument("--runs", type=Path, default=REPO / "runs-reduced")
-    ap.add_argument("--out", type=Path, default=REPO / "results-reduced.tar.gz")
+    ap.add_argument("--runs", type=Path, default=None, help="default: runs-PROFILE")
+    ap.add_argument("--out", type=Path, default=None, help="default: results-PROFILE.tar.gz")
     ap.add_argument("--limit-s", type=float, default=3600.0, help="give up waiting after this many seconds")
     ap.add_argument("--poll-s", type=float, default=5.0)
     ap.add_argument("patterns", nargs="*", default=["pt1", "ftwb1-*", "ftwb2-*"])
     args = ap.parse_args()
+    args.runs = args.runs or REPO / f"runs-{args.profile}"
+    args.out = args.out or REPO / f"results-{args.profile}.tar.gz"
 
     t0 = time.time()
     launched = ftui(["launch", *args.patterns], args.registry, args.runs, args.profile)
@@ -151,7 +154,7 @@ def main() -> int:
     wall = time.time() - t0
     failed = [r["key"] for r in rows if r["state"] != "done"]
     meta = {
-        "produced_by": f"python scripts/reduced_sweep.py --profile {args.profile} {' '.join(args.patterns)}",
+        "produced_by": f"python scripts/sweep.py --profile {args.profile} {' '.join(args.patterns)}",
         "profile": args.profile,
         "runs": len(rows),
         "done": len(rows) - len(failed),
