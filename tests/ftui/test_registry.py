@@ -247,6 +247,14 @@ def _strict_equal(ours: object, theirs: object) -> bool:
     return type(ours) is type(theirs) and ours == theirs
 
 
+STUDY_WORLD = {
+    "min_population": 100_000,
+    "atlantis_cities": 100,
+    "atlantis_center": [-35.0, 35.0],
+    "atlantis_sigma": 3.0,
+}
+
+
 def test_round_trip_through_the_engine_config_loader(
     shipped: Registry, mini: Registry, tmp_path: Path
 ) -> None:
@@ -263,6 +271,8 @@ def test_round_trip_through_the_engine_config_loader(
         loaded["model"].pop("vocab_size")  # the tokenizer's, not a config key
         if "parent" not in resolved:
             assert loaded.pop("parent") is None
+        if "world" not in resolved:  # a profile without [world]: the engine's default, the study's world
+            assert loaded.pop("world") == STUDY_WORLD
         assert _strict_equal(loaded, resolved), (key, profile)
 
 
