@@ -89,6 +89,10 @@ class FtuiApp(App[int]):
         )
         self.sub_title = f"{self.registry_path} · {runs_dir}" + (" · read-only" if self.read_only else "")
         self.push_screen(HomeScreen(self.data))
+        if not self.read_only:  # toast + bell when a job fails or the queue empties
+            from ftui.app_alerts import watch_queue
+
+            watch_queue(self, self.data.store)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
