@@ -67,6 +67,7 @@ class FtuiApp(App[int]):
         self.read_only = read_only
         self.data: Any = None  # AppData once the registry loaded
         self.registry_problems: str | None = None
+        self.queue_alerts: Any = None  # ftui.notify.QueueAlerts once the home screen shows
 
     def on_mount(self) -> None:
         from ftui.app_data import AppData
@@ -92,7 +93,7 @@ class FtuiApp(App[int]):
         if not self.read_only:  # toast + bell when a job fails or the queue empties
             from ftui.app_alerts import watch_queue
 
-            watch_queue(self, self.data.store)
+            self.queue_alerts = watch_queue(self, self.data.store)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

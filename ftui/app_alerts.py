@@ -12,7 +12,7 @@ from ftui.notify import Alert, QueueAlerts, bell_enabled
 ALERT_POLL_S = 1.0
 
 
-def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S) -> None:
+def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S) -> QueueAlerts:
     """Start watching `store` for the app's lifetime (the reads run in a thread worker, never in the UI)."""
     alerts = QueueAlerts()
     ring = bell_enabled()
@@ -36,3 +36,4 @@ def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S) -> None
             app.run_worker(look, thread=True, group="queue-alerts", exclusive=True)
 
     app.set_interval(poll_s, tick)
+    return alerts

@@ -86,8 +86,10 @@ class QueueAlerts:
 
     def __init__(self) -> None:
         self._states: dict[int, str] | None = None
+        self.looks = 0
 
     def observe(self, jobs: Iterable[Job]) -> list[Alert]:
+        self.looks += 1
         now = {j.id: j for j in jobs}
         before, self._states = self._states, {i: j.state for i, j in now.items()}
         if before is None:

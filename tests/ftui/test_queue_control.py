@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,27 @@ def test_clean_keeps_final_and_reports_the_bytes_freed(trained: Path, tmp_path: 
     assert not any(p.exists() for p in steps)
     assert (runs / "base" / "checkpoints" / "final.pt").is_file()
     assert (unfinished / steps[0].name).is_file()
+
+
+def test_launch_notify_waits_then_writes_osc_to_the_terminal(trained: Path, tmp_path: Path) -> None:
+    """`ftui launch --notify` in a real pseudo-terminal: progress lines, then OSC 9 and OSC 777."""
+    import pty
+
+    from tests.ftui.test_alerts import read_all
+
+    registry = copy_study(trained, tmp_path / "study")
+    argv = [sys.executable, "-m", "ftui", "--registry", str(registry), "launch", "single-1", "--notify"]
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:  # a new session whose controlling terminal is the pty, as in an SSH session
+            os.chdir(registry.parent)
+            os.execve(sys.executable, argv, ENV)
+        out = read_all(fd).decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, out
+        assert "single-1 train: running" in out and "single-1 eval: done  [2/2 ended]" in out
+        assert out.rstrip().endswith(
+            "\x1b]9;ftui: all 2 job(s) done\x07\x1b]777;notify;ftui;all 2 job(s) done\x07"
+        ), out[-300:]
+    finally:
+        stop_worker(registry.parent / "runs")
