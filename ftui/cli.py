@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ftui.commands.queue_cmds",
     "ftui.commands.control_cmds",
     "ftui.commands.analysis_cmds",
+    "ftui.commands.report_cmd",
 )
 
 
