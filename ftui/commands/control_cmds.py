@@ -197,6 +197,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
     jobs = store.jobs(run_keys=keys)
     if not jobs:
         raise CommandError("no job in the queue matches (launch it first: `ftui launch PATTERN`)", 1)
+    from ftui.heartbeat import worker_status
+    from ftui.store import PENDING_STATES
+
+    status = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
+    if status.needs_attention:  # waiting on a queue nobody serves would block for ever: say so
+        print(f"{status.line()} (`ftui worker`, or `ftui launch PATTERN` again, starts one)", flush=True)
     try:
         result = wait_for_jobs(
             store, [j.id for j in jobs], lambda line: print(line, flush=True), timeout_s=args.timeout

@@ -52,7 +52,7 @@ class HomeScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
         Binding("h", "heatmaps", "Heatmaps"),
-        Binding("p", "pause_queue", "Pause"),
+        Binding("p", "pause_queue", "Pause", show=False),  # in help and the palette; the footer is full at 80
         Binding("u", "resume_queue", "Resume", show=False),
     ]
     HELP_KEYS = [

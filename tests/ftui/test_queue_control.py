@@ -180,3 +180,33 @@ def test_launch_notify_waits_then_writes_osc_to_the_terminal(trained: Path, tmp_
         ), out[-300:]
     finally:
         stop_worker(registry.parent / "runs")
+
+
+def answer_rm(registry: Path, answer: bytes) -> tuple[int, str]:
+    """`ftui rm base` in a pseudo-terminal, typing `answer` at its question."""
+    import pty
+
+    from tests.ftui.test_alerts import read_all
+
+    argv = [sys.executable, "-m", "ftui", "--registry", str(registry), "rm", "base"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, argv, ENV)
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(fd, 1024)
+    os.write(fd, answer)
+    out = seen + read_all(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_rm_in_a_terminal_asks_and_only_yes_removes(trained: Path, tmp_path: Path) -> None:
+    registry = copy_study(trained, tmp_path / "study")
+    runs = registry.parent / "runs"
+    code, out = answer_rm(registry, b"\n")  # the default is no
+    assert code == 1 and "remove 1 run folder(s) and 2 queue row(s)" in out and "nothing removed" in out
+    assert (runs / "base").is_dir() and Store(runs).jobs(run_keys=["base"])
+    code, out = answer_rm(registry, b"y\n")
+    assert code == 0 and "removed base: " in out, out
+    assert not (runs / "base").exists() and Store(runs).jobs(run_keys=["base"]) == []
