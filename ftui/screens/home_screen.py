@@ -244,11 +244,15 @@ class HomeScreen(Screen[None]):
         self.app.push_screen(ConfirmModal(question, yes_label="Cancel jobs"), answered)
 
     def action_pause_queue(self) -> None:
-        if not self.data.read_only:
+        if self.data.read_only:
+            self.notify("Read-only: this runs folder is an archive; cannot pause.", severity="warning")
+        else:
             self._run_action("pause", [], lambda _keys: self._set_paused(True))
 
     def action_resume_queue(self) -> None:
-        if not self.data.read_only:
+        if self.data.read_only:
+            self.notify("Read-only: this runs folder is an archive; cannot resume.", severity="warning")
+        else:
             self._run_action("resume", [], lambda _keys: self._set_paused(False))
 
     def _set_paused(self, paused: bool) -> str:
