@@ -67,6 +67,7 @@ class FtuiApp(App[int]):
         self.read_only = read_only
         self.data: Any = None  # AppData once the registry loaded
         self.registry_problems: str | None = None
+        self.queue_alerts: Any = None  # ftui.notify.QueueAlerts once the home screen shows
 
     def on_mount(self) -> None:
         from ftui.app_data import AppData
@@ -89,6 +90,10 @@ class FtuiApp(App[int]):
         )
         self.sub_title = f"{self.registry_path} · {runs_dir}" + (" · read-only" if self.read_only else "")
         self.push_screen(HomeScreen(self.data))
+        if not self.read_only:  # toast + bell when a job fails or the queue empties
+            from ftui.app_alerts import watch_queue
+
+            self.queue_alerts = watch_queue(self, self.data.store)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

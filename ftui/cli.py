@@ -20,7 +20,9 @@ from ftui.stdio import quiet_on_closed_stdout
 COMMAND_MODULES = (
     "ftui.commands.registry_cmds",
     "ftui.commands.queue_cmds",
+    "ftui.commands.control_cmds",
     "ftui.commands.analysis_cmds",
+    "ftui.commands.report_cmd",
 )
 
 
@@ -65,7 +67,9 @@ def _accept_global_options(command: argparse.ArgumentParser) -> None:
 
 # A folder of results brought back from another machine (scripts/sweep.py writes it): browse only.
 RESULTS_MARKER = "RESULTS.json"
-CHANGING_COMMANDS = frozenset({"launch", "eval", "cancel", "retry", "prepare", "worker"})
+CHANGING_COMMANDS = frozenset(
+    {"launch", "eval", "cancel", "retry", "prepare", "worker", "pause", "resume", "rm", "clean"}
+)
 
 
 # A dumb terminal (Emacs shell, some CI logs) shows cursor moves and colours as garbage: the app needs a real

@@ -428,6 +428,8 @@ class Worker:
     def start_jobs(self) -> None:
         """Submit every ready Slurm job (Slurm schedules them; they use no slot here), and start local jobs
         while a local slot is free (spread over the GPUs)."""
+        if self.store.paused():  # `ftui pause`: start nothing new; running jobs go on
+            return
         settings = self.settings()
         queued = self.store.jobs(states=["queued"])
         for job in queued:

@@ -459,3 +459,41 @@ class Store:
     def has_pending(self) -> bool:
         rows = self._read(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {PENDING_STATES!r}")
         return bool(rows and rows[0]["n"])
+
+    # ---- queue control: pause, remove (ftui/commands/control_cmds.py) --------------------------------------
+    PAUSED_KEY = "paused"
+
+    def paused(self) -> bool:
+        """Whether the queue is paused: the worker starts no new job (running ones go on)."""
+        return bool(self.settings(self.PAUSED_KEY))
+
+    def set_paused(self, paused: bool) -> None:
+        self.set_setting(self.PAUSED_KEY, bool(paused))
+
+    def remove(self, run_keys: Sequence[str]) -> list[Job]:
+        """Delete the queue rows of `run_keys` (and their history) in one transaction. Refused (StoreError)
+        when one is running, or when a job of another run still waits for one of them."""
+        keys = list(dict.fromkeys(run_keys))
+        with self._tx() as c:
+            marks = ", ".join("?" * len(keys))
+            rows = c.execute(f"SELECT id, run_key, action, state FROM jobs WHERE run_key IN ({marks})", keys)
+            found = rows.fetchall()
+            if running := [f"{r['run_key']} {r['action']}" for r in found if r["state"] == RUNNING]:
+                raise StoreError(f"running now: {', '.join(running)} (cancel first: `ftui cancel PATTERN`)")
+            ids = [r["id"] for r in found]
+            id_marks = ", ".join("?" * len(ids))
+            waiting = c.execute(
+                f"SELECT j.run_key, j.action, d.run_key AS dep_key FROM deps"
+                f" JOIN jobs j ON j.id = deps.job_id JOIN jobs d ON d.id = deps.dep_id"
+                f" WHERE deps.dep_id IN ({id_marks}) AND deps.job_id NOT IN ({id_marks})"
+                f" AND j.state IN {PENDING_STATES!r}",
+                ids + ids,
+            ).fetchall()
+            if waiting:
+                who = ", ".join(f"{r['run_key']} {r['action']} (needs {r['dep_key']})" for r in waiting)
+                raise StoreError(f"other jobs wait for these runs: {who}; remove or cancel them too")
+            removed = [tx.job(c, i) for i in ids]
+            c.execute(f"DELETE FROM deps WHERE job_id IN ({id_marks}) OR dep_id IN ({id_marks})", ids + ids)
+            c.execute(f"DELETE FROM history WHERE job_id IN ({id_marks})", ids)
+            c.execute(f"DELETE FROM jobs WHERE id IN ({id_marks})", ids)
+            return removed

@@ -101,6 +101,8 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     panel_w, grid_h = n_cols * cell_w, n_rows * cell_h
     width = left + len(panels) * (panel_w + 0.08 + bar + bar_labels) + (len(panels) - 1) * gap + 0.1
     height = top + grid_h + bottom
+    title = f"{view.title()} · {view.missing_line()}"
+    width = max(width, 0.4 + 0.075 * len(title))  # a one-panel figure must not clip its title (10 pt text)
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     axes: list[Any] = []
@@ -152,7 +154,7 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
         colourbar.ax.tick_params(labelsize=7)
         if view.raw and panel.name == "actual":
             colourbar.set_ticks([0, 1], labels=["worst", "best"])
-    fig.suptitle(f"{view.title()} · {view.missing_line()}", fontsize=10, y=1 - 0.12 / height, va="top")
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     buffer = io.BytesIO()
     metadata: dict[str, Any] = {"Creator": "ftui"} if kind != "png" else {"Software": "ftui"}
     fig.savefig(buffer, format=kind, dpi=150, metadata=metadata)

@@ -28,6 +28,9 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
     p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
     p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
+    p.add_argument(
+        "--notify", action="store_true", help="wait, then send a desktop notification through the terminal"
+    )
     _executor_option(p)
     p.set_defaults(func=_guarded(cmd_launch))
 
@@ -165,7 +168,12 @@ def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eva
         executor=args.executor,
     )
     print(report.summary())
-    return 1 if report.not_trained or report.result.refused else 0
+    code = 1 if report.not_trained or report.result.refused else 0
+    if getattr(args, "notify", False):
+        from ftui.notify import wait_and_notify
+
+        return max(code, wait_and_notify(Store(_runs_dir(args, registry)), report.result))
+    return code
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -234,10 +242,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     store = Store(_runs_dir(args, registry), loss_history=1)  # one look: no loss history needed
     rows = list_rows(registry, store, runs)
     worker = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
+    paused = store.paused()  # `ftui pause`
     if args.json:
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
         runs_json = ",\n".join(json.dumps(r) for r in rows)
-        sys.stdout.write(f'{{"worker": {json.dumps(worker.to_json())},\n"runs": [\n{runs_json}\n]}}\n')
+        worker_json = json.dumps(worker.to_json() | {"paused": paused})
+        sys.stdout.write(f'{{"worker": {worker_json},\n"runs": [\n{runs_json}\n]}}\n')
     else:
         print_table(rows, store.runs_dir)
         hint = ""
@@ -246,6 +256,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         elif worker.pid is not None and worker.state == "running":
             hint = f" ({worker.activity})"
         print(worker.line() + hint)
+        if paused:
+            print("queue paused: no new job starts (`ftui resume` continues)")
     return 0
 
 

@@ -52,6 +52,8 @@ class HomeScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
         Binding("h", "heatmaps", "Heatmaps"),
+        Binding("p", "pause_queue", "Pause", show=False),  # in help and the palette; the footer is full at 80
+        Binding("u", "resume_queue", "Resume", show=False),
     ]
     HELP_KEYS = [
         ("up/down", "move"),
@@ -63,6 +65,8 @@ class HomeScreen(Screen[None]):
         ("c", "cancel queued or running jobs (asks first when one is running)"),
         ("r", "retry failed or cancelled jobs (resumes from the last checkpoint)"),
         ("h", "heatmaps"),
+        ("p", "pause the queue: no new job starts, running ones go on (ftui pause)"),
+        ("u", "resume the queue (ftui resume)"),
     ]
 
     @dataclass
@@ -128,6 +132,8 @@ class HomeScreen(Screen[None]):
             status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))
         except (StoreError, OSError) as error:
             return self.WorkerChecked(f"worker: cannot read the queue ({error})", True)
+        if self.data.store.paused():  # `ftui pause` or the p key
+            return self.WorkerChecked("queue paused · " + status.line(), True)
         return self.WorkerChecked(status.line(), status.needs_attention)
 
     def on_home_screen_worker_checked(self, message: HomeScreen.WorkerChecked) -> None:
@@ -237,6 +243,28 @@ class HomeScreen(Screen[None]):
 
         self.app.push_screen(ConfirmModal(question, yes_label="Cancel jobs"), answered)
 
+    def action_pause_queue(self) -> None:
+        if self.data.read_only:
+            self.notify("Read-only: this runs folder is an archive; cannot pause.", severity="warning")
+        else:
+            self._run_action("pause", [], lambda _keys: self._set_paused(True))
+
+    def action_resume_queue(self) -> None:
+        if self.data.read_only:
+            self.notify("Read-only: this runs folder is an archive; cannot resume.", severity="warning")
+        else:
+            self._run_action("resume", [], lambda _keys: self._set_paused(False))
+
+    def _set_paused(self, paused: bool) -> str:
+        from ftui.runner import start_worker
+
+        self.data.store.set_paused(paused)
+        if paused:
+            return "Queue paused: no new job starts; running jobs go on. u resumes."
+        if self.data.start_worker and self.data.store.has_pending():
+            start_worker(self.data.runs_dir)
+        return "Queue resumed."
+
     @work(thread=True, group="actions")
     def _run_action(self, action: str, keys: list[str], call: Callable[[list[str]], str]) -> None:
         try:
@@ -277,4 +305,6 @@ class HomeScreen(Screen[None]):
             ("Retry selected runs", "re-queue failed or cancelled jobs (r)", self.action_retry),
             ("Filter runs", "filter the table by typing (/)", self.action_filter),
             ("Open heatmaps", "heatmap screen (h)", self.action_heatmaps),
+            ("Pause the queue", "no new job starts; running ones go on (p)", self.action_pause_queue),
+            ("Resume the queue", "queued jobs start again (u)", self.action_resume_queue),
         ]

@@ -1,0 +1,39 @@
+"""The app's alerts: every ALERT_POLL_S a thread reads the queue; a failed job or a queue that became empty
+shows a toast and rings the terminal bell (FTUI_BELL=0 turns the bell off). See ftui/notify.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import App
+
+from ftui.notify import Alert, QueueAlerts, bell_enabled
+
+ALERT_POLL_S = 1.0
+
+
+def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S) -> QueueAlerts:
+    """Start watching `store` for the app's lifetime (the reads run in a thread worker, never in the UI)."""
+    alerts = QueueAlerts()
+    ring = bell_enabled()
+
+    def look() -> None:
+        try:
+            found = alerts.observe(store.jobs())
+        except Exception:  # a locked or vanished database: the home screen says so; try again next tick
+            return
+        if found:
+            app.call_from_thread(show, found)
+
+    def show(found: list[Alert]) -> None:
+        for alert in found:
+            app.notify(alert.message, title=alert.title, severity=alert.severity, timeout=10)  # type: ignore[arg-type]
+        if ring:
+            app.bell()
+
+    def tick() -> None:
+        if not any(w.group == "queue-alerts" and w.is_running for w in app.workers):
+            app.run_worker(look, thread=True, group="queue-alerts", exclusive=True)
+
+    app.set_interval(poll_s, tick)
+    return alerts
