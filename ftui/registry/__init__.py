@@ -23,17 +23,8 @@ from typing import Any
 import tomli_w
 
 from ftui.atomic import atomic_write_text
-from ftui.registry_parse import parse_registry
-from ftui.registry_schema import (
-    MODEL_KEYS,
-    TRAIN_KEYS,
-    WORLD_KEYS,
-    Problem,
-    RegistryError,
-    Spec,
-    did_you_mean,
-)
-from ftui.registry_types import (
+from ftui.registry.parse import parse_registry
+from ftui.registry.records import (
     Experiment,
     HeatmapDef,
     Profile,
@@ -43,6 +34,15 @@ from ftui.registry_types import (
     TaskInfo,
     frozen_map,
     run_key,
+)
+from ftui.registry.schema import (
+    MODEL_KEYS,
+    TRAIN_KEYS,
+    WORLD_KEYS,
+    Problem,
+    RegistryError,
+    Spec,
+    did_you_mean,
 )
 
 __all__ = [
