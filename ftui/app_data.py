@@ -116,7 +116,7 @@ class AppData:
         read_only: bool = False,
         start_worker: bool = True,
     ) -> None:
-        from ftui.store import Store
+        from ftui.queue.store import Store
 
         self.registry = registry
         self.runs_dir = runs_dir
@@ -246,7 +246,7 @@ class AppData:
 
     def _ensure_worker(self) -> None:
         if self.start_worker and not self.read_only:
-            from ftui.runner import ensure_worker
+            from ftui.queue.worker import ensure_worker
 
             ensure_worker(self.runs_dir)
 
@@ -259,7 +259,7 @@ class AppData:
         return self._launch(keys, ("eval",))
 
     def _launch(self, keys: list[str], actions: tuple[str, ...]) -> str:
-        from ftui.launching import launch
+        from ftui.queue.launching import launch
 
         report = launch(
             self.registry,

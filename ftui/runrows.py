@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui import procs
+from ftui.queue import procs
+from ftui.queue.store import Job, Store
 from ftui.runstate import RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
-from ftui.store import Job, Store
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
 

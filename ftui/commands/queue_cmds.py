@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui.store import PENDING_STATES, RUNNING, Store, StoreError
+from ftui.queue.store import PENDING_STATES, RUNNING, Store, StoreError
 
 
 class CommandError(Exception):
@@ -68,7 +68,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _executor_option(p: argparse.ArgumentParser) -> None:
-    from ftui.store import EXECUTORS
+    from ftui.queue.store import EXECUTORS
 
     p.add_argument(
         "--executor",
@@ -82,7 +82,7 @@ def _guarded(fn: Any) -> Any:
     """Map expected errors to a message on stderr and an exit code (never a traceback for bad input)."""
 
     def run(args: argparse.Namespace) -> int:
-        from ftui.launching import LaunchError
+        from ftui.queue.launching import LaunchError
         from ftui.registry import RegistryError
 
         try:
@@ -150,7 +150,7 @@ def _match_keys(patterns: Sequence[str], store: Store, registry: Any) -> list[st
 
 # ---- commands ----------------------------------------------------------------------------------------------
 def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eval")) -> int:
-    from ftui.launching import launch
+    from ftui.queue.launching import launch
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
@@ -180,7 +180,7 @@ def _store_and_keys(args: argparse.Namespace) -> tuple[Store, list[str]]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ftui.runner import start_worker
+    from ftui.queue.worker import start_worker
 
     store, keys = _store_and_keys(args)
     changed = store.cancel(keys)
@@ -212,7 +212,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from ftui.runner import start_worker
+    from ftui.queue.worker import start_worker
 
     store, keys = _store_and_keys(args)
     requeued = store.retry(keys)
@@ -226,7 +226,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ftui.heartbeat import worker_status
+    from ftui.queue.heartbeat import worker_status
     from ftui.runrows import list_rows, print_table
 
     registry = _registry(args, required=True)
@@ -278,8 +278,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ftui.heartbeat import worker_status
-    from ftui.runner import Worker, kill_stuck, stop_worker, worker_pid
+    from ftui.queue.heartbeat import worker_status
+    from ftui.queue.worker import Worker, kill_stuck, stop_worker, worker_pid
 
     registry = _registry(args, required=False)
     runs_dir = _runs_dir(args, registry)

@@ -121,8 +121,8 @@ class HomeScreen(Screen[None]):
             self.post_message(self._check_worker())
 
     def _check_worker(self) -> HomeScreen.WorkerChecked:
-        from ftui.heartbeat import worker_status
-        from ftui.store import PENDING_STATES, StoreError
+        from ftui.queue.heartbeat import worker_status
+        from ftui.queue.store import PENDING_STATES, StoreError
 
         try:
             status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))

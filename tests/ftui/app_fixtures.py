@@ -12,8 +12,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
-from ftui.store import JobSpec, Store
 from tests.data.make_eval_fixtures import write_eval_json
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,12 +8,12 @@ import pytest
 from textual.pilot import Pilot
 
 from ftui.app import FtuiApp, make_app
+from ftui.queue.store import Store
 from ftui.screens.confirm_modal import ConfirmModal
 from ftui.screens.help_screen import HelpScreen
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.registry_error_screen import RegistryErrorScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import Store
 from ftui.widgets.run_table import RunTable
 from tests.ftui.app_fixtures import STATE_OF_RUN, build_states, make_study
 

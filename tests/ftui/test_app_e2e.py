@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ftui.app import make_app
-from ftui.runner import stop_worker
+from ftui.queue.store import Store
+from ftui.queue.worker import stop_worker
 from ftui.screens.heatmap_screen import HeatmapScreen, family_matrix
 from ftui.screens.home_screen import HomeScreen
-from ftui.store import Store
 from ftui.widgets.run_table import RunTable
 from tests.ftui.app_fixtures import make_study
 

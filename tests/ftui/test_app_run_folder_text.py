@@ -15,9 +15,9 @@ import pytest
 from textual.pilot import Pilot
 
 from ftui.app import FtuiApp, make_app
+from ftui.queue.store import Store
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import Store
 from ftui.widgets.run_table import RunTable
 from tests.data.make_eval_fixtures import write_eval_json
 from tests.ftui.app_fixtures import build_states, make_study

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftui.executors import sbatch
-from ftui.executors.slurm import (
+from ftui.queue.executors import sbatch
+from ftui.queue.executors.slurm import (
     SlurmError,
     SlurmInfo,
     call,
@@ -24,9 +24,9 @@ from ftui.executors.slurm import (
     parse_squeue,
     verdict,
 )
+from ftui.queue.store import CANCELLED, DONE, FAILED, QUEUED, JobSpec, Store
+from ftui.queue.worker import Worker
 from ftui.registry import RegistryError, load_registry
-from ftui.runner import Worker
-from ftui.store import CANCELLED, DONE, FAILED, QUEUED, JobSpec, Store
 from tests.conftest import REPO_ROOT
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"

@@ -18,11 +18,11 @@ from textual.pilot import Pilot
 
 from ftui.app import make_app
 from ftui.cli import main
+from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
 from ftui.runstate import ProgressReader
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import JobSpec, Store
 from ftui.widgets.run_table import RunTable
 from tests.conftest import REPO_ROOT
 from tests.ftui.app_fixtures import build_states, make_study, train_events, write_events

@@ -1,4 +1,4 @@
-"""The job queue (ftui.store), the run-folder readers (ftui.runstate) and the small helpers (procs, gpus).
+"""The job queue (queue.store), the run-folder readers (ftui.runstate) and the small helpers (procs, gpus).
 
 Fast tests: no engine. The worker and the real engine are exercised in test_runner*.py.
 """
@@ -17,10 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from ftui import procs
-from ftui.gpus import Slot, build_slots, job_env
+from ftui.queue import procs
+from ftui.queue.gpus import Slot, build_slots, job_env
+from ftui.queue.store import (
+    BLOCKED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    JobSpec,
+    Store,
+    StoreError,
+)
 from ftui.runstate import ProgressReader, ResultsReader, summarize_results
-from ftui.store import BLOCKED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, JobSpec, Store, StoreError
 
 
 def chain(run: str = "ft", parent: str | None = "pt") -> list[JobSpec]:

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
 from ftui.runstate import is_trained
-from ftui.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
 
 
 class LaunchError(Exception):
@@ -102,9 +102,9 @@ def launch(
     (nothing queued) for an unknown executor or a forced redo of a running job, and the registry's
     RegistryError for a bad config or a config clash. `executor` overrides [runner] executor for the jobs
     this launch queues (jobs already queued keep theirs)."""
+    from ftui.queue.worker import WorkerStart
+    from ftui.queue.worker import start_worker as start_worker_for
     from ftui.registry import write_run_config
-    from ftui.runner import WorkerStart
-    from ftui.runner import start_worker as start_worker_for
 
     settings = registry.runner
     if executor is not None:

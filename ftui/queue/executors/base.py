@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftui.gpus import Slot
-from ftui.store import CANCELLED, DONE, FAILED, Job, Store
+from ftui.queue.gpus import Slot
+from ftui.queue.store import CANCELLED, DONE, FAILED, Job, Store
 
 JOB_TAG = "FTUI_JOB"  # in each engine's environment: finds a process started just before a worker crash
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ftui.atomic import atomic_write_bytes
-from ftui.executors import sbatch
-from ftui.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
-from ftui.executors.slurm_states import (  # re-exported: the executor's vocabulary
+from ftui.queue.executors import sbatch
+from ftui.queue.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
+from ftui.queue.executors.slurm_states import (  # re-exported: the executor's vocabulary
     ACTIVE,
     ENDED,
     FAILURES,
@@ -45,8 +45,8 @@ from ftui.executors.slurm_states import (  # re-exported: the executor's vocabul
     parse_squeue,
     verdict,
 )
-from ftui.gpus import Slot
-from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job
+from ftui.queue.gpus import Slot
+from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job
 
 CALL_TIMEOUT_S = 30.0  # sbatch, squeue, scontrol, sacct, scancel
 # A job nobody in Slurm knows (not in squeue, no scontrol or sacct record) is settled as vanished only after

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ftui import procs
-from ftui.executors.base import JOB_TAG, Executor, exit_outcome, job_tag
-from ftui.gpus import Slot, job_env
-from ftui.store import FAILED, RUNNING, Job
+from ftui.queue import procs
+from ftui.queue.executors.base import JOB_TAG, Executor, exit_outcome, job_tag
+from ftui.queue.gpus import Slot, job_env
+from ftui.queue.store import FAILED, RUNNING, Job
 
 
 @dataclass

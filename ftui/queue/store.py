@@ -22,10 +22,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ftui import store_tx as tx
-from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
-from ftui.store_db import QueueDatabase
-from ftui.store_model import (  # re-exported: the queue's public names live here
+from ftui.queue import transitions as tx
+from ftui.queue.db import QueueDatabase
+from ftui.queue.model import (  # re-exported: the queue's public names live here
     ACTIONS,
     BLOCKED,
     BROKEN_STATES,
@@ -47,6 +46,7 @@ from ftui.store_model import (  # re-exported: the queue's public names live her
     StoreError,
     StoreReplaced,
 )
+from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
 
 __all__ = [
     "ACTIONS",

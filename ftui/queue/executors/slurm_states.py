@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ftui.executors.base import Ended, signal_name
-from ftui.store import CANCELLED, DONE, FAILED
+from ftui.queue.executors.base import Ended, signal_name
+from ftui.queue.store import CANCELLED, DONE, FAILED
 
 MAX_REQUEUES = 1  # automatic re-queues after TIMEOUT or PREEMPTED (the engine resumes from its checkpoint)
 

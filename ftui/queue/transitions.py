@@ -8,7 +8,7 @@ import sqlite3
 import time
 from typing import Any
 
-from ftui.store_model import (
+from ftui.queue.model import (
     BLOCKED,
     BROKEN_STATES,
     DONE,
