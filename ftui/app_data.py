@@ -74,7 +74,7 @@ def where_label(d: dict[str, Any]) -> str | None:
     """The home table's GPU column: the local slot while running; a Slurm job's id, partition and node
     ("slurm 1234 gpu/node07") while it runs and after, so a failed run's Slurm job can be looked up."""
     if d.get("slurm_id"):
-        from ftui.runrows import slurm_label
+        from ftui.status import slurm_label
 
         return f"slurm {slurm_label(d)}"
     return d["gpu"] if d["state"] == "running" else None
@@ -168,7 +168,7 @@ class AppData:
 
     def row(self, key: str) -> RunRow:
         """One run's row, read now (the run screen's header, while the home table is not refreshing)."""
-        from ftui.runrows import list_rows
+        from ftui.status import list_rows
 
         run = self._by_key[key]
         with self._lock:
@@ -179,7 +179,7 @@ class AppData:
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
         differs from what the previous call returned."""
-        from ftui.runrows import list_rows
+        from ftui.status import list_rows
 
         with self._lock:
             rows = [

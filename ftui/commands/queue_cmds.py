@@ -227,7 +227,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from ftui.queue.heartbeat import worker_status
-    from ftui.runrows import list_rows, print_table
+    from ftui.status import list_rows, print_table
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
-from ftui.runstate import is_trained
+from ftui.rundir import is_trained
 
 
 class LaunchError(Exception):

@@ -46,7 +46,7 @@ from ftui.queue.model import (  # re-exported: the queue's public names live her
     StoreError,
     StoreReplaced,
 )
-from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
+from ftui.rundir import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
 
 __all__ = [
     "ACTIONS",

@@ -26,8 +26,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from ftui.app_data import AppData, RunRow, format_bar, read_json, stat_mtime
-from ftui.runrows import format_eta
 from ftui.safe_text import clean
+from ftui.status import format_eta
 from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
 from ftui.widgets.loss_sparkline import LossSparkline

@@ -20,7 +20,7 @@ from ftui.app import make_app
 from ftui.cli import main
 from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
-from ftui.runstate import ProgressReader
+from ftui.rundir import ProgressReader
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.run_screen import RunScreen
 from ftui.widgets.run_table import RunTable

@@ -1,4 +1,4 @@
-"""The job queue (queue.store), the run-folder readers (ftui.runstate) and the small helpers (procs, gpus).
+"""The job queue (queue.store), the run-folder readers (ftui.rundir) and the small helpers (procs, gpus).
 
 Fast tests: no engine. The worker and the real engine are exercised in test_runner*.py.
 """
@@ -31,7 +31,7 @@ from ftui.queue.store import (
     Store,
     StoreError,
 )
-from ftui.runstate import ProgressReader, ResultsReader, summarize_results
+from ftui.rundir import ProgressReader, ResultsReader, summarize_results
 
 
 def chain(run: str = "ft", parent: str | None = "pt") -> list[JobSpec]:

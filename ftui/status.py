@@ -15,7 +15,7 @@ from typing import Any
 
 from ftui.queue import procs
 from ftui.queue.store import Job, Store
-from ftui.runstate import RunProgress, is_trained, summarize_results
+from ftui.rundir import RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
