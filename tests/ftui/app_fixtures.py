@@ -11,6 +11,11 @@ import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+from textual.notifications import Notify
+from textual.pilot import Pilot
 
 from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
@@ -36,6 +41,19 @@ BASE_METRICS = {
     "angle": ("abs_error", 60.0, 20.0),
     "compass": ("accuracy", 0.30, 0.80),
 }
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let the workers finish and the messages they posted be handled (never sleep)."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def toasts(messages: list[Message]) -> list[str]:
+    """The texts of the toasts the app showed, from the messages `run_test(message_hook=...)` recorded."""
+    return [m.notification.message for m in messages if isinstance(m, Notify)]
 
 
 def make_study(folder: Path) -> Path:

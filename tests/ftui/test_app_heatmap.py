@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.pilot import Pilot
 
 from ftui.analysis.predict import predict
@@ -17,23 +18,7 @@ from ftui.app import FtuiApp, make_app
 from ftui.screens.export_modal import ExportModal
 from ftui.screens.heatmap_screen import HeatmapScreen, family_matrix
 from ftui.widgets.heatmap_grid import HeatmapGrid
-from tests.data.make_eval_fixtures import make_fixtures
-from tests.ftui.app_fixtures import make_study
-
-
-async def settle(pilot: Pilot[int]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path)
-    # pair-3 not evaluated yet: its row must show dots, never an error.
-    make_fixtures(registry, tmp_path / "runs", skip=[("pair-3", 7)])
-    return registry
+from tests.ftui.app_fixtures import settle, toasts
 
 
 def grid_lines(grid: HeatmapGrid) -> list[list[str]]:
@@ -64,8 +49,8 @@ async def open_pair_heatmap(pilot: Pilot[int]) -> HeatmapScreen:
     return screen
 
 
-async def test_grid_matches_the_analysis_matrix(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_grid_matches_the_analysis_matrix(results_study: Path) -> None:
+    app = make_app(results_study, start_worker=False)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await open_pair_heatmap(pilot)
         matrix = family_matrix(screen.data, "pair", "base", "perfect", "atlantis")
@@ -81,8 +66,8 @@ async def test_grid_matches_the_analysis_matrix(study: Path) -> None:
         assert "3 cells missing" in str(screen.query_one("#heatmap-status").render())
 
 
-async def test_prediction_panels_and_scores(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_prediction_panels_and_scores(results_study: Path) -> None:
+    app = make_app(results_study, start_worker=False)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await open_pair_heatmap(pilot)
         await pilot.press("p")  # none -> max
@@ -95,7 +80,10 @@ async def test_prediction_panels_and_scores(study: Path) -> None:
         for r in range(len(target.rows)):
             cells = [format_value(float(v)) for v in prediction.predicted[r]]
             assert [c for c in lines[2 + r] if c != "T"][2:5] == cells
-        assert screen.query_one("#panel-error", HeatmapGrid) is not None
+        error_lines = grid_lines(screen.query_one("#panel-error", HeatmapGrid))
+        for r in range(len(target.rows)):
+            cells = [format_value(float(v), signed=True) for v in prediction.error[r]]
+            assert [c for c in error_lines[2 + r] if c != "T"][2:5] == cells
         scores = screen.query_one("#heatmap-scores")
         assert scores.display and scores.row_count == 7  # type: ignore[attr-defined]
         # 160 columns hold the three 3-task panels side by side; at 80 columns they stack.
@@ -106,9 +94,11 @@ async def test_prediction_panels_and_scores(study: Path) -> None:
         assert panels.styles.layout is not None and panels.styles.layout.name == "vertical"
 
 
-async def test_no_color_keeps_values_and_markers(study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_color_keeps_values_and_markers(
+    results_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    app = make_app(study, start_worker=False)
+    app = make_app(results_study, start_worker=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_pair_heatmap(pilot)
         grid = screen.query_one("#panel-actual", HeatmapGrid)
@@ -120,10 +110,13 @@ async def test_no_color_keeps_values_and_markers(study: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize("suffix", ["csv", "png"])
-async def test_export_writes_the_file_and_says_where(study: Path, tmp_path: Path, suffix: str) -> None:
-    app: FtuiApp = make_app(study, start_worker=False)
+async def test_export_writes_the_file_and_says_where(
+    results_study: Path, tmp_path: Path, suffix: str
+) -> None:
+    app: FtuiApp = make_app(results_study, start_worker=False)
     target = tmp_path / "out" / f"pair.{suffix}"
-    async with app.run_test(size=(120, 40)) as pilot:
+    messages: list[Message] = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
         screen = await open_pair_heatmap(pilot)
         await pilot.press("x")
         assert isinstance(app.screen, ExportModal)
@@ -133,7 +126,7 @@ async def test_export_writes_the_file_and_says_where(study: Path, tmp_path: Path
         await settle(pilot)
         assert app.screen is screen
         assert screen.exported == [target]
-        assert any(str(target) in n.message for n in app._notifications)
+        assert any(str(target) in text for text in toasts(messages))
     data = target.read_bytes()
     if suffix == "png":
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -141,8 +134,8 @@ async def test_export_writes_the_file_and_says_where(study: Path, tmp_path: Path
         assert data.decode().splitlines()[0].startswith("panel")
 
 
-async def test_export_rejects_an_unknown_suffix(study: Path, tmp_path: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_export_rejects_an_unknown_suffix(results_study: Path, tmp_path: Path) -> None:
+    app = make_app(results_study, start_worker=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_pair_heatmap(pilot)
         await pilot.press("x")
