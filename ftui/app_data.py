@@ -16,33 +16,6 @@ from typing import Any
 
 from ftui.safe_text import clean
 
-# Display of each state: a symbol plus the word, so NO_COLOR and colour-blind users read it the same way.
-STATE_SYMBOLS: dict[str, str] = {
-    "new": "·",
-    "queued": "◌",
-    "waiting": "…",
-    "running": "▶",
-    "done": "✔",
-    "trained": "◑",
-    "failed": "✖",
-    "cancelled": "⊘",
-    "blocked": "■",
-    "reading": " ",
-}
-STATE_STYLES: dict[str, str] = {
-    "new": "dim",
-    "queued": "cyan",
-    "waiting": "cyan",
-    "running": "bold yellow",
-    "done": "green",
-    "trained": "green",
-    "failed": "bold red",
-    "cancelled": "magenta",
-    "blocked": "red",
-    "reading": "dim",
-}
-ACTIVE_STATES = frozenset({"queued", "waiting", "running"})
-
 
 @dataclass(frozen=True)
 class RunRow:

@@ -17,6 +17,7 @@ from ftui.queue import procs
 from ftui.queue.store import Job, Store
 from ftui.rundir import RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
+from ftui.state_display import STATE_STYLES
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
 
@@ -171,7 +172,6 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
     with_slurm = any(r.get("slurm_id") for r in rows)
     if with_slurm:  # only when Slurm ran something: the local table stays as it was
         table.add_column("slurm", justify="left", no_wrap=True)
-    styles = {"running": "yellow", "done": "green", "failed": "red", "blocked": "red", "cancelled": "magenta"}
     for r in rows:
         state = r["state"] + (f" ({r['action']})" if r["action"] else "")
         if r["action"] == "eval" and r["eval_sets_done"] is not None:
@@ -188,7 +188,7 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
         cells: list[str | Text] = [
             r["key"],
             r["tasks"],
-            Text(state, style=styles.get(r["state"], "")),
+            Text(state, style=STATE_STYLES.get(r["state"], "")),
             progress,
             format_eta(r["eta_s"]),
             loss,
