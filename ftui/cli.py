@@ -63,7 +63,7 @@ def _accept_global_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--read-only", action="store_true", default=hidden, help=hidden)
 
 
-# A folder of results brought back from another machine (scripts/reduced_sweep.sh writes it): browse only.
+# A folder of results brought back from another machine (scripts/sweep.py writes it): browse only.
 RESULTS_MARKER = "RESULTS.json"
 CHANGING_COMMANDS = frozenset({"launch", "eval", "cancel", "retry", "prepare", "worker"})
 

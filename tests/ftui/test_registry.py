@@ -124,7 +124,7 @@ def test_paper_profile_resolves_to_the_study_sizes(shipped: Registry) -> None:
 def test_smaller_profiles_inherit_and_override(shipped: Registry) -> None:
     paper, small, smoke = (shipped.profiles[p] for p in ("paper", "laptop", "smoke"))
     assert small.inherit == "paper" and smoke.inherit == "paper"
-    assert small.model["max_seq_len"] == paper.model["max_seq_len"]  # inherited
+    assert small.model["rope_theta"] == paper.model["rope_theta"]  # inherited
     assert small.pretrain["weight_decay"] == paper.pretrain["weight_decay"]
     assert small.pretrain["batch_size"] == 64 and small.finetune["batch_size"] == 64  # [train] reaches both
     assert smoke.model["n_layer"] == 2 and smoke.model["d_model"] == 32
@@ -247,6 +247,14 @@ def _strict_equal(ours: object, theirs: object) -> bool:
     return type(ours) is type(theirs) and ours == theirs
 
 
+STUDY_WORLD = {
+    "min_population": 100_000,
+    "atlantis_cities": 100,
+    "atlantis_center": [-35.0, 35.0],
+    "atlantis_sigma": 3.0,
+}
+
+
 def test_round_trip_through_the_engine_config_loader(
     shipped: Registry, mini: Registry, tmp_path: Path
 ) -> None:
@@ -263,6 +271,8 @@ def test_round_trip_through_the_engine_config_loader(
         loaded["model"].pop("vocab_size")  # the tokenizer's, not a config key
         if "parent" not in resolved:
             assert loaded.pop("parent") is None
+        if "world" not in resolved:  # a profile without [world]: the engine's default, the study's world
+            assert loaded.pop("world") == STUDY_WORLD
         assert _strict_equal(loaded, resolved), (key, profile)
 
 

@@ -51,7 +51,7 @@ def test_a_read_only_runs_folder_lists_and_refuses_changes(tmp_path: Path, wal: 
     assert (runs / "ftui.db-wal").exists() == wal
     out = in_namespace(read_only(runs), *ftui(runs, "list", "--json"))
     assert out.returncode == 0, out.stderr
-    rows = {r["key"]: r for r in json.loads(out.stdout)}
+    rows = {r["key"]: r for r in json.loads(out.stdout)["runs"]}
     assert rows["base"]["state"] == "done"
     assert rows["single-1"]["result"]  # read from the run folders
     launch = in_namespace(read_only(runs), *ftui(runs, "launch", "single-1", "--only"))
@@ -65,7 +65,7 @@ def test_a_read_only_folder_without_a_database_lists_the_run_folders(tmp_path: P
     make_fixtures(MINI, runs)
     out = in_namespace(read_only(runs), *ftui(runs, "list", "--json"))
     assert out.returncode == 0, out.stderr
-    assert {r["key"]: r for r in json.loads(out.stdout)}["base"]["result"]
+    assert {r["key"]: r for r in json.loads(out.stdout)["runs"]}["base"]["result"]
 
 
 # ---- fault 8: the runs folder removed or replaced under an open Store --------------------------------------

@@ -1,7 +1,8 @@
 """Run the wb part of the study headless through ftui, wait for it, and pack the results into one archive.
 
-    python scripts/reduced_sweep.py       # profile `reduced`: pt1, ftwb1-*, ftwb2-* (on the GPU)
-    python scripts/reduced_sweep.py --profile smoke --runs /tmp/r --out /tmp/r.tar.gz    # the path, on a CPU
+    python scripts/sweep.py                    # profile `laptop`: pt1, ftwb1-*, ftwb2-* on 2 CPU cores
+    python scripts/sweep.py --profile reduced  # the paper's model on a GPU, in minutes
+    python scripts/sweep.py --profile smoke --runs /tmp/r --out /tmp/r.tar.gz    # the path, in a minute
 
 It uses only the ftui command line (`ftui launch`, then `ftui list --json` every few seconds), exactly as a
 user would over SSH. The archive holds, per run, `eval.json`, `config.toml` and the last lines of
@@ -84,6 +85,36 @@ def _device(runs: Path, rows: list[dict]) -> str:
     return "unknown"
 
 
+def _study_span(runs: Path, rows: list[dict]) -> dict[str, float]:
+    """First start and last end event over the runs (unix time) and the span between: the study's wall time
+    even when some runs were launched before this script (events are the runs' own record)."""
+    first, last = float("inf"), 0.0
+    for row in rows:
+        events = runs / row["key"] / "events.jsonl"
+        if not events.is_file():
+            continue
+        for line in events.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "start":
+                first = min(first, float(event["t"]))
+            elif event.get("event") == "end":
+                last = max(last, float(event["t"]))
+    if not last:
+        return {}
+    return {"first_start_t": first, "last_end_t": last, "study_wall_s": round(last - first, 1)}
+
+
+def _machine() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {mem:.0f} GiB, {platform.system()}"
+
+
 def pack(rows: list[dict], runs: Path, out: Path, meta: dict) -> None:
     top = out.name.removesuffix(".tar.gz")
     tmp = out.with_name(out.name + ".tmp")
@@ -103,14 +134,16 @@ def pack(rows: list[dict], runs: Path, out: Path, meta: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="reduced")
+    ap.add_argument("--profile", default="laptop")
     ap.add_argument("--registry", type=Path, default=REPO / "experiments.toml")
-    ap.add_argument("--runs", type=Path, default=REPO / "runs-reduced")
-    ap.add_argument("--out", type=Path, default=REPO / "results-reduced.tar.gz")
+    ap.add_argument("--runs", type=Path, default=None, help="default: runs-PROFILE")
+    ap.add_argument("--out", type=Path, default=None, help="default: results-PROFILE.tar.gz")
     ap.add_argument("--limit-s", type=float, default=3600.0, help="give up waiting after this many seconds")
     ap.add_argument("--poll-s", type=float, default=5.0)
     ap.add_argument("patterns", nargs="*", default=["pt1", "ftwb1-*", "ftwb2-*"])
     args = ap.parse_args()
+    args.runs = args.runs or REPO / f"runs-{args.profile}"
+    args.out = args.out or REPO / f"results-{args.profile}.tar.gz"
 
     t0 = time.time()
     launched = ftui(["launch", *args.patterns], args.registry, args.runs, args.profile)
@@ -121,16 +154,18 @@ def main() -> int:
     wall = time.time() - t0
     failed = [r["key"] for r in rows if r["state"] != "done"]
     meta = {
-        "produced_by": f"python scripts/reduced_sweep.py --profile {args.profile} {' '.join(args.patterns)}",
+        "produced_by": f"python scripts/sweep.py --profile {args.profile} {' '.join(args.patterns)}",
         "profile": args.profile,
         "runs": len(rows),
         "done": len(rows) - len(failed),
         "not_done": failed,
         "device": _device(args.runs, rows),
+        "machine": _machine(),
         "host": platform.node(),
         "date": time.strftime("%Y-%m-%d", time.gmtime(t0)),
         "commit": _git_commit(),
         "wall_s": round(wall, 1),
+        **_study_span(args.runs, rows),
     }
     pack(rows, args.runs, args.out, meta)
     done = f"{meta['done']}/{meta['runs']} runs done"
