@@ -25,7 +25,14 @@ from ftui.analysis.matrix import (
     build_matrix,
     read_eval,
 )
-from ftui.analysis.predict import MODELS, ModelScore, Prediction, TaskInterference, interference, predict
+from ftui.analysis.predict import (
+    MODELS,
+    ModelScore,
+    PredictionError,
+    TaskInterference,
+    interference,
+    predict,
+)
 from ftui.analysis.predict import score_models as score_all
 from ftui.analysis.view import HeatmapView
 
@@ -90,7 +97,7 @@ class RegistryLike(Protocol):
 
 
 @dataclass(frozen=True)
-class HeatmapChoice:
+class ResolvedHeatmap:
     """What one heatmap shows: the family of its rows, where predictions come from, and the baseline."""
 
     name: str
@@ -111,17 +118,17 @@ def heatmap_names(registry: RegistryLike) -> list[str]:
     return names + [family for family in registry.families if family not in names]
 
 
-def resolve_heatmap(registry: RegistryLike, name_or_family: str) -> HeatmapChoice:
+def resolve_heatmap(registry: RegistryLike, name_or_family: str) -> ResolvedHeatmap:
     """A [[heatmap]] by name, else the heatmap of that family, else the bare family (no predictions)."""
     for heatmap in registry.heatmaps:
         if heatmap.name == name_or_family:
-            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+            return ResolvedHeatmap(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
     for heatmap in registry.heatmaps:
         if heatmap.family == name_or_family:
-            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+            return ResolvedHeatmap(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
     if name_or_family in registry.families and registry.heatmaps:
         # A family without its own [[heatmap]] is still shown against the study's (first) baseline.
-        return HeatmapChoice(name_or_family, name_or_family, None, registry.heatmaps[0].baseline)
+        return ResolvedHeatmap(name_or_family, name_or_family, None, registry.heatmaps[0].baseline)
     raise _not_found("heatmap or family", name_or_family, heatmap_names(registry))
 
 
@@ -179,6 +186,36 @@ def _sets(sets: str) -> SetName:
     return cast(SetName, check_choice(sets, SET_NAMES, "sets"))
 
 
+def _no_predict_from(registry: RegistryLike, choice: ResolvedHeatmap) -> AnalysisError:
+    predictable = [h.name for h in registry.heatmaps if h.predict_from]
+    return AnalysisError(
+        f"heatmap {choice.name!r} has no predict_from family "
+        f"(heatmaps with predictions: {', '.join(predictable) or 'none'})"
+    )
+
+
+def _matrices(
+    registry: RegistryLike,
+    runs_dir: Path,
+    choice: ResolvedHeatmap,
+    scheme: Scheme,
+    sets: SetName,
+    *,
+    with_source: bool,
+) -> tuple[FamilyMatrix, FamilyMatrix | None]:
+    """The heatmap's own family matrix and, `with_source`, the matrix its predictions come from."""
+    reader = RunsReader(registry, runs_dir)
+    target = family_matrix(
+        registry, reader, choice.family, baseline=choice.baseline, scheme=scheme, sets=sets
+    )
+    if not with_source or choice.predict_from is None:
+        return target, None
+    source = family_matrix(
+        registry, reader, choice.predict_from, baseline=choice.baseline, scheme=scheme, sets=sets
+    )
+    return target, source
+
+
 def build_view(
     registry: RegistryLike,
     runs_dir: Path,
@@ -189,7 +226,7 @@ def build_view(
     sets: str = "atlantis",
     raw: bool = False,
 ) -> HeatmapView:
-    """The heatmap of a [[heatmap]] name or family, optionally with a model's predictions."""
+    """The heatmap of a [[heatmap]] name or family, optionally with a model's predictions (`ftui heatmap`)."""
     choice = resolve_heatmap(registry, name_or_family)
     chosen_sets = _sets(sets)
     chosen = _scheme(registry, scheme, raw)
@@ -198,32 +235,55 @@ def build_view(
         if raw:
             raise AnalysisError("--predict needs normalised values; leave out --raw")
         if choice.predict_from is None:
-            predictable = [h.name for h in registry.heatmaps if h.predict_from]
-            raise AnalysisError(
-                f"heatmap {choice.name!r} has no predict_from family "
-                f"(heatmaps with predictions: {', '.join(predictable) or 'none'})"
-            )
-    reader = RunsReader(registry, runs_dir)
-    target = family_matrix(
-        registry,
-        reader,
-        choice.family,
-        baseline=choice.baseline,
-        scheme=chosen,
-        sets=chosen_sets,
-    )
-    prediction: Prediction | None = None
-    if model is not None and choice.predict_from is not None:
-        source = family_matrix(
-            registry,
-            reader,
-            choice.predict_from,
-            baseline=choice.baseline,
-            scheme=chosen,
-            sets=chosen_sets,
-        )
+            raise _no_predict_from(registry, choice)
+    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=model is not None)
+    if model is None or source is None:
+        return HeatmapView(target)
+    return HeatmapView(target, predict(target, source, model))
+
+
+@dataclass(frozen=True, eq=False)
+class BrowsedHeatmap:
+    """What the heatmap screen shows: the view, every model's scores while predicting, and why a prediction
+    that was asked for is not shown."""
+
+    view: HeatmapView
+    scores: list[ModelScore]
+    note: str
+
+
+RAW_PREDICTION_NOTE = "predictions need normalised values: showing raw actual values only"
+
+
+def browse_heatmap(
+    registry: RegistryLike,
+    runs_dir: Path,
+    name_or_family: str,
+    *,
+    model: str | None = None,
+    scheme: str | None = None,
+    sets: str = "atlantis",
+    raw: bool = False,
+) -> BrowsedHeatmap:
+    """`build_view` for the app, whose keys combine any model with any heatmap: a prediction that cannot be
+    made shows the actual values (and says why, unless the heatmap has no source family at all) instead of
+    failing; with the predictions come every model's scores (`ftui predict`'s)."""
+    choice = resolve_heatmap(registry, name_or_family)
+    chosen_sets = _sets(sets)
+    chosen = _scheme(registry, scheme, raw)
+    if model is not None:
+        check_choice(model, MODELS, "model")
+    predicting = model is not None and not raw and choice.predict_from is not None
+    note = RAW_PREDICTION_NOTE if model is not None and raw and choice.predict_from is not None else ""
+    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting)
+    if model is None or source is None:
+        return BrowsedHeatmap(HeatmapView(target), [], note)
+    try:
         prediction = predict(target, source, model)
-    return HeatmapView(target, prediction)
+        scores = score_all(target, source)
+    except PredictionError as error:
+        return BrowsedHeatmap(HeatmapView(target), [], str(error))
+    return BrowsedHeatmap(HeatmapView(target, prediction), scores, "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,13 +316,8 @@ def score_family(
     chosen_sets = _sets(sets)
     check_choice(interference_model, MODELS, "model")
     chosen = _scheme(registry, scheme, raw=False)
-    reader = RunsReader(registry, runs_dir)
-    target = family_matrix(
-        registry, reader, choice.family, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
-    )
-    source = family_matrix(
-        registry, reader, choice.predict_from, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
-    )
+    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=True)
+    assert source is not None  # the heatmap has a predict_from family
     return FamilyScores(
         target=target,
         source=source,

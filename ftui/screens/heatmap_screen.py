@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from rich.table import Table
@@ -23,21 +23,22 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
-from ftui.analysis.matrix import Column, FamilyMatrix, Row, Scheme, SetName, build_matrix, read_eval
-from ftui.analysis.predict import MODELS, ModelScore, PredictionError, predict, score_models
+from ftui.analysis.names import MODELS, SCHEMES, SET_NAMES
+from ftui.analysis.predict import ModelScore
+from ftui.analysis.study import browse_heatmap
 from ftui.analysis.view import HeatmapView, Panel
 from ftui.app_data import AppData
 from ftui.messages import ActionFailed
 from ftui.screens.export_modal import ExportModal
 from ftui.widgets.heatmap_grid import HeatmapGrid, build_panel, colour_enabled
 
-SCHEMES = ("perfect", "improvement")
 PANEL_NAMES = ("actual", "predicted", "error")
-SETS = ("atlantis", "standard")
 
 
 @dataclass(frozen=True)
 class HeatmapChoice:
+    """What the keys chose; `compute` turns it into `ftui heatmap`'s arguments."""
+
     heatmap: int = 0  # index into registry.heatmaps
     model: str | None = None  # None: actual values only
     scheme: str = "perfect"
@@ -67,52 +68,23 @@ class HeatmapComputed:
         )
 
 
-def family_matrix(data: AppData, family: str, baseline: str, scheme: str, sets: str) -> FamilyMatrix:
-    registry = data.registry
-    experiments = {e.name: e for e in registry.experiments}
-    runs = {(run.experiment.name, run.seed): run for run in data.runs}
-
-    def source(name: str, seed: int) -> Any:
-        run = runs.get((name, seed))
-        return read_eval(data.runs_dir / run.rel_dir / "eval.json") if run is not None else None
-
-    rows = [Row(name, experiments[name].tasks, experiments[name].seeds) for name in registry.families[family]]
-    columns = [Column(t.name, t.short) for t in registry.study.tasks]
-    return build_matrix(
-        family=family,
-        rows=rows,
-        columns=columns,
-        source=source,
-        baseline=baseline,
-        scheme=cast(Scheme, scheme),
-        sets=cast(SetName, sets),
-    )
-
-
 def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
-    """Everything the screen shows for `choice`, grids included (runs in a worker thread)."""
-    computed = _compute_view(data, choice)
+    """Everything the screen shows for `choice`, grids included (runs in a worker thread): the numbers come
+    from the analysis package, as `ftui heatmap` and `ftui predict` get them."""
+    heatmap = data.registry.heatmaps[choice.heatmap]
+    browsed = browse_heatmap(
+        data.registry,
+        data.runs_dir,
+        heatmap.name,
+        model=choice.model,
+        scheme=choice.scheme,
+        sets=choice.sets,
+        raw=choice.raw,
+    )
+    computed = HeatmapComputed(choice, browsed.view, browsed.scores, browsed.note)
     colour = colour_enabled()
     computed.panels = [(p, *build_panel(computed.view, p, colour=colour)) for p in computed.view.panels()]
     return computed
-
-
-def _compute_view(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
-    heatmap = data.registry.heatmaps[choice.heatmap]
-    scheme = "raw" if choice.raw else choice.scheme
-    target = family_matrix(data, heatmap.family, heatmap.baseline, scheme, choice.sets)
-    if choice.model is None or heatmap.predict_from is None:
-        return HeatmapComputed(choice, HeatmapView(target), [], "")
-    if choice.raw:
-        note = "predictions need normalised values: showing raw actual values only"
-        return HeatmapComputed(choice, HeatmapView(target), [], note)
-    source = family_matrix(data, heatmap.predict_from, heatmap.baseline, scheme, choice.sets)
-    try:
-        prediction = predict(target, source, choice.model)
-        scores = score_models(target, source)
-    except PredictionError as error:
-        return HeatmapComputed(choice, HeatmapView(target), [], str(error))
-    return HeatmapComputed(choice, HeatmapView(target, prediction), scores, "")
 
 
 def _fmt(value: float) -> str:
@@ -263,7 +235,7 @@ class HeatmapScreen(Screen[None]):
         self._choose(scheme=SCHEMES[(SCHEMES.index(self.choice.scheme) + 1) % len(SCHEMES)])
 
     def action_toggle_sets(self) -> None:
-        self._choose(sets=SETS[(SETS.index(self.choice.sets) + 1) % len(SETS)])
+        self._choose(sets=SET_NAMES[(SET_NAMES.index(self.choice.sets) + 1) % len(SET_NAMES)])
 
     def action_toggle_raw(self) -> None:
         self._choose(raw=not self.choice.raw)

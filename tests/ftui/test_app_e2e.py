@@ -14,11 +14,11 @@ from ftui.analysis.view import format_value
 from ftui.app import make_app
 from ftui.queue.store import Store
 from ftui.queue.worker import stop_worker
-from ftui.screens.heatmap_screen import HeatmapScreen, family_matrix
+from ftui.screens.heatmap_screen import HeatmapScreen
 from ftui.screens.home_screen import HomeScreen
 from ftui.widgets.heatmap_grid import HeatmapGrid
 from ftui.widgets.run_table import RunTable
-from tests.ftui.app_fixtures import make_study
+from tests.ftui.app_fixtures import analysis_matrix, make_study
 
 DEADLINE_S = 240.0
 
@@ -66,7 +66,7 @@ async def test_launch_from_the_app_and_see_the_heatmap_row(tmp_path: Path) -> No
             screen = app.screen
             assert isinstance(screen, HeatmapScreen)
             assert screen.data.registry.heatmaps[screen.choice.heatmap].family == "single"
-            matrix = family_matrix(screen.data, "single", "base", "perfect", "atlantis")
+            matrix = analysis_matrix(screen, "single")
             values = matrix.values
             assert all(math.isfinite(v) for v in values[0])  # single-1: every task evaluated
             assert all(math.isnan(v) for row in values[1:] for v in row)  # the others not launched

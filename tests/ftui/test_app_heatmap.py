@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -15,10 +19,11 @@ from textual.pilot import Pilot
 from ftui.analysis.predict import predict
 from ftui.analysis.view import format_value
 from ftui.app import FtuiApp, make_app
+from ftui.cli import main
 from ftui.screens.export_modal import ExportModal
-from ftui.screens.heatmap_screen import HeatmapScreen, family_matrix
+from ftui.screens.heatmap_screen import PANEL_NAMES, HeatmapScreen
 from ftui.widgets.heatmap_grid import HeatmapGrid
-from tests.ftui.app_fixtures import settle, toasts
+from tests.ftui.app_fixtures import analysis_matrix, settle, toasts
 
 
 def grid_lines(grid: HeatmapGrid) -> list[list[str]]:
@@ -53,7 +58,7 @@ async def test_grid_matches_the_analysis_matrix(results_study: Path) -> None:
     app = make_app(results_study, start_worker=False)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await open_pair_heatmap(pilot)
-        matrix = family_matrix(screen.data, "pair", "base", "perfect", "atlantis")
+        matrix = analysis_matrix(screen, "pair")
         assert matrix.missing == 3  # pair-3's row
         lines = grid_lines(screen.query_one("#panel-actual", HeatmapGrid))
         assert lines[1] == ["run", "tasks", "D", "A", "Co", "seeds"]
@@ -73,8 +78,8 @@ async def test_prediction_panels_and_scores(results_study: Path) -> None:
         await pilot.press("p")  # none -> max
         await settle(pilot)
         assert screen.choice.model == "max"
-        target = family_matrix(screen.data, "pair", "base", "perfect", "atlantis")
-        source = family_matrix(screen.data, "single", "base", "perfect", "atlantis")
+        target = analysis_matrix(screen, "pair")
+        source = analysis_matrix(screen, "single")
         prediction = predict(target, source, "max")
         lines = grid_lines(screen.query_one("#panel-predicted", HeatmapGrid))
         for r in range(len(target.rows)):
@@ -148,3 +153,55 @@ async def test_export_rejects_an_unknown_suffix(results_study: Path, tmp_path: P
         assert ".png" in str(modal.query_one("#export-error").render())
         await pilot.press("escape")
         assert isinstance(app.screen, HeatmapScreen)
+
+
+def cli_heatmap_json(registry: Path, *args: str) -> dict[str, Any]:
+    """`ftui heatmap ... --json`: what the command line prints for the same runs."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["--registry", str(registry), "heatmap", *args, "--json"]) == 0
+    return cast(dict[str, Any], json.loads(out.getvalue()))
+
+
+def shown_numbers(screen: HeatmapScreen, panel: str) -> list[list[str]]:
+    """The value cells of one grid on the screen, as drawn (T markers left out)."""
+    lines = grid_lines(screen.query_one(f"#panel-{panel}", HeatmapGrid))[2:]
+    return [[cell for cell in line if cell != "T"][2:-1] for line in lines]
+
+
+def drawn(values: list[list[float | None]], panel: str, raw: bool) -> list[list[str]]:
+    return [
+        [format_value(math.nan if v is None else v, raw and panel == "actual", panel == "error") for v in row]
+        for row in values
+    ]
+
+
+# The screen's keys from the pair heatmap, and the `ftui heatmap` arguments that show the same thing. With raw
+# metrics the screen keeps the chosen model but can only show the actual values (the CLI refuses the pair).
+SCREEN_VS_CLI = [
+    ((), ("pair",)),
+    (("p",), ("pair", "--predict", "max")),
+    (("p", "p", "p", "p", "p", "p"), ("pair", "--predict", "linear")),
+    (("n",), ("pair", "--predict", "linear", "--norm", "improvement")),
+    (("s",), ("pair", "--predict", "linear", "--norm", "improvement", "--sets", "standard")),
+    (("w",), ("pair", "--raw", "--sets", "standard")),
+    (("w", "m"), ("single", "--sets", "standard", "--norm", "improvement")),
+]
+
+
+async def test_the_screen_shows_the_numbers_of_ftui_heatmap_json(results_study: Path) -> None:
+    expected = [cli_heatmap_json(results_study, *args) for _, args in SCREEN_VS_CLI]
+    app = make_app(results_study, start_worker=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await open_pair_heatmap(pilot)
+        for (keys, args), cli in zip(SCREEN_VS_CLI, expected, strict=True):
+            for key in keys:
+                await pilot.press(key)
+                await settle(pilot)
+            assert screen.computed is not None
+            assert json.loads(json.dumps(screen.computed.view.to_dict())) == cli, args
+            raw = "--raw" in args
+            for panel, values in cli["panels"].items():
+                assert shown_numbers(screen, panel) == drawn(values, panel, raw), (args, panel)
+            shown = {name for name in PANEL_NAMES if screen.query_one(f"#panel-{name}").display}
+            assert set(cli["panels"]) == shown, args
