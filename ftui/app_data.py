@@ -7,7 +7,6 @@ functions as the CLI (`ftui launch` etc.), so the app and the command line behav
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -58,14 +57,6 @@ def format_bar(fraction: float | None, width: int = 10) -> str:
         return ""
     filled = int(round(fraction * width))
     return "█" * filled + "░" * (width - filled) + f" {int(fraction * 100):3d}%"
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def stat_mtime(path: Path) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ftui.queue import procs
 from ftui.queue.store import Job, Store
-from ftui.rundir import RunProgress, is_trained, summarize_results
+from ftui.rundir import EvalResults, RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
 from ftui.state_display import STATE_STYLES
 
@@ -76,7 +76,7 @@ def _row(
     job: Job | None,
     jobs: Sequence[Job],
     progress: RunProgress | None,
-    results: dict[str, Any] | None,
+    results: EvalResults | None,
     now: float,
 ) -> dict[str, Any]:
     tasks = run.experiment.tasks
@@ -95,7 +95,7 @@ def _row(
         "tokens_per_s": progress.tokens_per_s if progress else None,
         "eval_sets_done": progress.eval_sets_done if progress and progress.action == "eval" else None,
         "eval_sets_total": progress.eval_total if progress and progress.action == "eval" else None,
-        "result": summarize_results(results, tasks, shorts) if results else "",
+        "result": summarize_results(results, tasks, shorts) if results is not None else "",
         "reason": job.reason if job is not None else "",
         "pid": job.pid if job is not None else None,
         "pid_start": job.pid_start if job is not None else None,

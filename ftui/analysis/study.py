@@ -1,14 +1,14 @@
 """Adapters from a Registry and a runs folder to the analysis core (matrices, predictions, scores, views).
 
 Typed against small Protocols of the registry's public API so the analysis does not depend on how the registry
-is implemented. A run's results are `runs_dir / run.rel_dir / "eval.json"`; a run's baseline is the baseline
-experiment's run of the same seed.
+is implemented. A run's results are the eval.json of `runs_dir / run.rel_dir`; a run's baseline is the
+baseline experiment's run of the same seed.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -23,7 +23,7 @@ from ftui.analysis.matrix import (
     Scheme,
     SetName,
     build_matrix,
-    read_eval,
+    usable_sets,
 )
 from ftui.analysis.predict import (
     MODELS,
@@ -35,6 +35,7 @@ from ftui.analysis.predict import (
 )
 from ftui.analysis.predict import score_models as score_all
 from ftui.analysis.view import HeatmapView
+from ftui.rundir import EvalResults, ResultsReader
 
 
 class AnalysisError(ValueError):
@@ -138,18 +139,24 @@ def check_choice(name: str, allowed: Sequence[str], what: str) -> str:
     return name
 
 
-class RunsReader:
-    """Reads each run's eval.json at most once; (experiment, seed) -> results, None when there are none."""
+ReadResults = Callable[[Path], EvalResults | None]
+"""A run folder -> its eval.json (`ftui.rundir.ResultsReader.results`: the app passes its long-lived one, so
+an unchanged file costs a stat)."""
 
-    def __init__(self, registry: RegistryLike, runs_dir: Path) -> None:
+
+class RunsReader:
+    """Each run's usable results, read at most once: (experiment, seed) -> results, None when it has none."""
+
+    def __init__(self, registry: RegistryLike, runs_dir: Path, results: ReadResults | None = None) -> None:
         self._dirs = {(run.experiment.name, run.seed): runs_dir / run.rel_dir for run in registry.runs()}
+        self._read = results or ResultsReader().results
         self._cache: dict[tuple[str, int], RunResults | None] = {}
 
     def __call__(self, experiment: str, seed: int) -> RunResults | None:
         key = (experiment, seed)
         if key not in self._cache:
             folder = self._dirs.get(key)
-            self._cache[key] = read_eval(folder / "eval.json") if folder is not None else None
+            self._cache[key] = usable_sets(self._read(folder)) if folder is not None else None
         return self._cache[key]
 
 
@@ -202,9 +209,10 @@ def _matrices(
     sets: SetName,
     *,
     with_source: bool,
+    results: ReadResults | None = None,
 ) -> tuple[FamilyMatrix, FamilyMatrix | None]:
     """The heatmap's own family matrix and, `with_source`, the matrix its predictions come from."""
-    reader = RunsReader(registry, runs_dir)
+    reader = RunsReader(registry, runs_dir, results)
     target = family_matrix(
         registry, reader, choice.family, baseline=choice.baseline, scheme=scheme, sets=sets
     )
@@ -264,6 +272,7 @@ def browse_heatmap(
     scheme: str | None = None,
     sets: str = "atlantis",
     raw: bool = False,
+    results: ReadResults | None = None,
 ) -> BrowsedHeatmap:
     """`build_view` for the app, whose keys combine any model with any heatmap: a prediction that cannot be
     made shows the actual values (and says why, unless the heatmap has no source family at all) instead of
@@ -275,7 +284,9 @@ def browse_heatmap(
         check_choice(model, MODELS, "model")
     predicting = model is not None and not raw and choice.predict_from is not None
     note = RAW_PREDICTION_NOTE if model is not None and raw and choice.predict_from is not None else ""
-    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting)
+    target, source = _matrices(
+        registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting, results=results
+    )
     if model is None or source is None:
         return BrowsedHeatmap(HeatmapView(target), [], note)
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.queue.store import PENDING_STATES, RUNNING, Store, StoreError
+from ftui.rundir import LOG
 
 
 class CommandError(Exception):
@@ -263,7 +264,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         except RegistryError:
             if not run_dir.is_dir():
                 raise
-    log = run_dir / "train.log"
+    log = run_dir / LOG
     if not log.exists() and not args.follow:
         raise CommandError(f"{log}: no log yet (the run has not started)", 1)
 

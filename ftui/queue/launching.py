@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
-from ftui.rundir import is_trained
+from ftui.rundir import has_config, is_trained
 
 
 class LaunchError(Exception):
@@ -146,7 +146,7 @@ def launch(
     for key in dict.fromkeys(s.run_key for s in kept_specs):
         run_dir = runs_dir / by_key[key].rel_dir
         forced = any(s.force for s in kept_specs if s.run_key == key)
-        if forced or not is_trained(run_dir) or not (run_dir / "config.toml").is_file():
+        if forced or not is_trained(run_dir) or not has_config(run_dir):
             write_run_config(registry, by_key[key], runs_dir, profile, force=forced)
     store.set_setting("runner", _settings_dict(settings))
     result = store.enqueue(kept_specs)

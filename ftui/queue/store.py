@@ -46,7 +46,7 @@ from ftui.queue.model import (  # re-exported: the queue's public names live her
     StoreError,
     StoreReplaced,
 )
-from ftui.rundir import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
+from ftui.rundir import EvalResults, ProgressReader, ResultsReader, RunProgress, StrPath, has_product
 
 __all__ = [
     "ACTIONS",
@@ -197,7 +197,7 @@ class Store:
         """Progress of a run from its events.jsonl (incremental; an unchanged file costs one stat)."""
         return self._progress.progress(run_dir)
 
-    def run_results(self, run_dir: StrPath) -> dict[str, Any] | None:
+    def run_results(self, run_dir: StrPath) -> EvalResults | None:
         """The run's eval.json, parsed (cached until the file changes), or None."""
         return self._results.results(run_dir)
 
@@ -302,10 +302,9 @@ class Store:
         return result
 
     def _finished_on_disk(self, spec: JobSpec, own_train_open: bool) -> bool:
-        run_dir = self.run_dir(spec.rel_dir)
-        if spec.action == "train":
-            return is_trained(run_dir)
-        return is_evaluated(run_dir) and not own_train_open  # an eval.json older than a new training is stale
+        if spec.action == "eval" and own_train_open:
+            return False  # an eval.json older than a new training is stale
+        return has_product(self.run_dir(spec.rel_dir), spec.action)
 
     def cancel(self, run_keys: Sequence[str], actions: Sequence[str] = ACTIONS) -> list[Job]:
         """Cancel the open jobs of `run_keys`: pending ones at once, running ones by asking the worker

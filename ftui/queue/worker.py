@@ -36,6 +36,7 @@ from ftui.queue.gpus import Gpu, Slot, build_slots, choose_gpus
 from ftui.queue.heartbeat import LOCK_NAME
 from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
 from ftui.queue.wakeup import Wakeup
+from ftui.rundir import has_config
 
 __all__ = [
     "JOB_TAG",
@@ -464,7 +465,7 @@ class Worker:
         claimed = self.store.claim(job.id, slot.label if slot is not None else job.executor)
         if claimed is None:
             return False
-        if not (run_dir / "config.toml").is_file():
+        if not has_config(run_dir):
             why = "run directory missing" if not run_dir.is_dir() else "config.toml missing"
             self.store.finish(job.id, FAILED, f"{why}: {run_dir} (run `ftui launch` to write it)")
             return False

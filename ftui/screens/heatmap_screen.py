@@ -80,6 +80,7 @@ def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
         scheme=choice.scheme,
         sets=choice.sets,
         raw=choice.raw,
+        results=data.store.run_results,
     )
     computed = HeatmapComputed(choice, browsed.view, browsed.scores, browsed.note)
     colour = colour_enabled()

@@ -25,7 +25,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
-from ftui.app_data import AppData, RunRow, format_bar, read_json, stat_mtime
+from ftui.app_data import AppData, RunRow, format_bar, stat_mtime
+from ftui.rundir import CHECKPOINTS, CONFIG, EVENTS, LOG, RESULTS, EvalResults
 from ftui.safe_text import clean
 from ftui.status import format_eta
 from ftui.widgets.file_tail import EventsTail, LogTail
@@ -41,7 +42,7 @@ INITIAL_LOG_BYTES = 2 * 1024 * 1024  # a huge log opens at its last 2 MB
 class SideInfo:
     config_text: str | None = None
     checkpoints: list[tuple[str, int, float]] = field(default_factory=list)
-    eval_data: dict[str, Any] | None = None
+    results: EvalResults | None = None
 
 
 @dataclass
@@ -101,8 +102,8 @@ class RunScreen(Screen[None]):
         self.data = data
         self.key = key
         self.run_dir = data.run_dir(key)
-        self._log_tail = LogTail(self.run_dir / "train.log", start_at_end_bytes=INITIAL_LOG_BYTES)
-        self._events = EventsTail(self.run_dir / "events.jsonl")
+        self._log_tail = LogTail(self.run_dir / LOG, start_at_end_bytes=INITIAL_LOG_BYTES)
+        self._events = EventsTail(self.run_dir / EVENTS)
         self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
         self._search_text = ""
@@ -161,19 +162,19 @@ class RunScreen(Screen[None]):
         """Config, checkpoints and results, only when one of their mtimes moved (a stat each otherwise)."""
         folder = self.run_dir
         mtimes = (
-            stat_mtime(folder / "config.toml"),
-            stat_mtime(folder / "checkpoints"),
-            stat_mtime(folder / "eval.json"),
+            stat_mtime(folder / CONFIG),
+            stat_mtime(folder / CHECKPOINTS),
+            stat_mtime(folder / RESULTS),
         )
         if mtimes == self._side_mtimes:
             return None
         self._side_mtimes = mtimes
         try:
-            config_text: str | None = clean((folder / "config.toml").read_text(errors="replace"))
+            config_text: str | None = clean((folder / CONFIG).read_text(errors="replace"))
         except OSError:
             config_text = None
         return SideInfo(
-            config_text, list_checkpoints(folder / "checkpoints"), read_json(folder / "eval.json")
+            config_text, list_checkpoints(folder / CHECKPOINTS), self.data.store.run_results(folder)
         )
 
     def on_tail_read(self, message: TailRead) -> None:
@@ -214,28 +215,22 @@ class RunScreen(Screen[None]):
         results = self.query_one("#run-results", DataTable)
         results.clear()
         note = self.query_one("#run-results-note", Label)
-        sets = (side.eval_data or {}).get("sets")
-        if not isinstance(sets, dict):
+        data = side.results
+        if data is None or data.sets is None:
             note.update("no eval.json yet")
             return
-        data = side.eval_data or {}
-        note.update(
-            clean(
-                f"eval.json: checkpoint {data.get('checkpoint', '?')}, step {data.get('step', '?')}",
-                one_line=True,
-            )
-        )
-        for name, entry in sets.items():
-            if not isinstance(entry, dict):
-                continue
+        checkpoint = data.checkpoint if data.checkpoint is not None else "?"
+        step = data.step if data.step is not None else "?"
+        note.update(clean(f"eval.json: checkpoint {checkpoint}, step {step}", one_line=True))
+        for name, entry in data.sets.items():
             results.add_row(
                 _cell(name),
-                _cell(entry.get("metric", "")),
-                _num(entry.get("mean")),
-                _num(entry.get("median")),
-                _num(entry.get("std")),
-                _cell(entry.get("n", "")),
-                _num(entry.get("parse_failure_rate")),
+                _cell(entry.metric or ""),
+                _num(entry.mean),
+                _num(entry.median),
+                _num(entry.std),
+                _cell("" if entry.n is None else entry.n),
+                _num(entry.parse_failure_rate),
             )
 
     # -- actions --------------------------------------------------------------------------------------

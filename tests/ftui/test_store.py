@@ -31,7 +31,7 @@ from ftui.queue.store import (
     Store,
     StoreError,
 )
-from ftui.rundir import ProgressReader, ResultsReader, summarize_results
+from ftui.rundir import EvalResults, ProgressReader, ResultsReader, summarize_results
 
 
 def chain(run: str = "ft", parent: str | None = "pt") -> list[JobSpec]:
@@ -243,9 +243,12 @@ def test_results_reader_and_summary(tmp_path: Path) -> None:
         }
     }
     (tmp_path / "eval.json").write_text(json.dumps(data))
-    assert reader.results(tmp_path) == data
+    assert reader.results(tmp_path) == EvalResults.from_json(data)
+    assert reader.results(tmp_path) is reader.results(tmp_path)  # unchanged file: the cached object
+    results = EvalResults.from_json(data)
     assert (
-        summarize_results(data, ("distance", "compass"), {"distance": "D", "compass": "Co"}) == "D 412 Co 25%"
+        summarize_results(results, ("distance", "compass"), {"distance": "D", "compass": "Co"})
+        == "D 412 Co 25%"
     )
 
 

@@ -20,6 +20,7 @@ from ftui.queue import procs
 from ftui.queue.executors.base import JOB_TAG, Executor, exit_outcome, job_tag
 from ftui.queue.gpus import Slot, job_env
 from ftui.queue.store import FAILED, RUNNING, Job
+from ftui.rundir import LOG
 
 
 @dataclass
@@ -118,7 +119,7 @@ class LocalExecutor(Executor):
             cmd.append("--restart")
         env = job_env(os.environ, slot) | {JOB_TAG: job_tag(self.store, job), "PYTHONUNBUFFERED": "1"}
         try:
-            with open(run_dir / "train.log", "ab") as log:
+            with open(run_dir / LOG, "ab") as log:
                 header = f"\n==== ftui: {job.action} attempt {job.attempts} on {slot.label} at "
                 log.write(f"{header}{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
                 log.flush()

@@ -47,6 +47,7 @@ from ftui.queue.executors.slurm_states import (  # re-exported: the executor's v
 )
 from ftui.queue.gpus import Slot
 from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job
+from ftui.rundir import has_config
 
 CALL_TIMEOUT_S = 30.0  # sbatch, squeue, scontrol, sacct, scancel
 # A job nobody in Slurm knows (not in squeue, no scontrol or sacct record) is settled as vanished only after
@@ -206,7 +207,7 @@ class SlurmExecutor(Executor):
     def _submit(self, job: Job, run_dir: Path, settings: dict[str, Any]) -> bool:
         slurm = settings.get("slurm") or {}
         try:
-            if not (run_dir / "config.toml").is_file():
+            if not has_config(run_dir):
                 raise SlurmError(f"config.toml missing: {run_dir} (run `ftui launch` to write it)")
             text = sbatch.render(
                 run_key=job.run_key,
