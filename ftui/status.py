@@ -107,6 +107,7 @@ def _row(
         "node": job.node if job is not None and job.slurm_id else None,
         "exit_code": job.exit_code if job is not None else None,
         "signal": job.signal if job is not None else None,
+        "outcome": job.outcome if job is not None else None,
         "jobs": {j.action: _job_dict(j) for j in jobs},
     }
 
@@ -128,6 +129,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
         "partition",
         "node",
         "requeues",
+        "outcome",
     )
     data = {k: getattr(job, k) for k in keep}
     data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))

@@ -34,6 +34,7 @@ from ftui.queue.executors.local import LocalExecutor, Tracked
 from ftui.queue.executors.slurm import SlurmExecutor
 from ftui.queue.gpus import Gpu, Slot, build_slots, choose_gpus
 from ftui.queue.heartbeat import LOCK_NAME
+from ftui.queue.model import LOST
 from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
 from ftui.queue.wakeup import Wakeup
 from ftui.rundir import has_config
@@ -408,7 +409,9 @@ class Worker:
                 )
                 self.log(f"re-queued interrupted {job.run_key} {job.action}")
             else:
-                self.store.finish(job.id, FAILED, "lost: its process ended while no worker watched it")
+                self.store.finish(
+                    job.id, FAILED, "lost: its process ended while no worker watched it", outcome=LOST
+                )
                 self.log(f"lost {job.run_key} {job.action}")
         return True
 

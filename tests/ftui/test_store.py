@@ -5,6 +5,7 @@ Fast tests: no engine. The worker and the real engine are exercised in test_runn
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -310,3 +311,42 @@ def test_gpu_slots_and_environment() -> None:
     assert job_env({"OMP_NUM_THREADS": "5"}, Slot(0, None, 2)) == {"OMP_NUM_THREADS": "5"}
     with pytest.raises(ValueError, match="runner.gpus"):
         build_slots("all", 1, 1)
+
+
+def outcomes(store: Store) -> dict[str, str | None]:
+    return {f"{j.run_key} {j.action}": j.outcome for j in store.jobs()}
+
+
+def test_every_ended_job_has_a_typed_outcome_and_a_requeue_clears_it(tmp_path: Path) -> None:
+    """The outcome beside the free-text reason (pueue's task result): scripts and the app read it, not the
+    reason's words."""
+    store = Store(tmp_path)
+    store.enqueue(chain() + chain("gt"))
+    assert set(outcomes(store).values()) == {None}  # nothing ended yet
+    store.finish(start(store, "pt"), DONE, "exit 0", exit_code=0)
+    store.schedule()
+    store.finish(start(store, "pt", "eval"), FAILED, "exit 1: Traceback ...", exit_code=1)
+    store.finish(start(store, "ft"), FAILED, "killed by SIGKILL", signal=9)
+    store.cancel(["gt"])
+    assert outcomes(store) == {
+        "pt train": "success",
+        "pt eval": "failed",
+        "ft train": "killed",
+        "ft eval": "dependency_failed",
+        "gt train": "cancelled",
+        "gt eval": "cancelled",
+    }
+    store.retry(["ft"])
+    assert outcomes(store)["ft train"] is None and outcomes(store)["ft eval"] is None
+
+
+def test_a_job_lost_while_no_worker_watched_it_says_lost(tmp_path: Path) -> None:
+    from ftui.queue.worker import Worker
+
+    store = Store(tmp_path)
+    store.set_setting("runner", {"on_worker_crash": "fail", "grace_s": 1.0})
+    store.enqueue(chain(parent=None))
+    job_id = start(store, "ft")  # pid 4242 with a start time no live process has
+    assert Worker(tmp_path, log=io.StringIO()).reconcile()
+    job = store.job(job_id)
+    assert job is not None and job.state == FAILED and job.outcome == "lost"

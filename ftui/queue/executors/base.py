@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftui.queue.gpus import Slot
+from ftui.queue.model import KILLED
 from ftui.queue.store import CANCELLED, DONE, FAILED, Job, Store
 from ftui.rundir import LOG, has_product, product_name
 
@@ -34,6 +35,7 @@ class Ended:
     reason: str
     exit_code: int | None = None
     signal: int | None = None
+    outcome: str | None = None  # None: the state's default (queue.model.default_outcome)
 
 
 class Executor(ABC):
@@ -107,6 +109,6 @@ def exit_outcome(store: Store, job: Job, rc: int | None) -> Ended:
     if sig is not None:
         return Ended(FAILED, f"killed by {signal_name(sig)}", None, sig)
     if rc == 143:
-        return Ended(FAILED, "terminated by SIGTERM (checkpoint saved)", rc)
+        return Ended(FAILED, "terminated by SIGTERM (checkpoint saved)", rc, outcome=KILLED)
     label = "bad config" if rc == 2 else "exit"
     return Ended(FAILED, f"{label} {rc}{last_words(store, job)}", rc)

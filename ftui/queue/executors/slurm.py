@@ -46,6 +46,7 @@ from ftui.queue.executors.slurm_states import (  # re-exported: the executor's v
     verdict,
 )
 from ftui.queue.gpus import Slot
+from ftui.queue.model import LOST
 from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job
 from ftui.rundir import has_config
 
@@ -350,7 +351,11 @@ class SlurmExecutor(Executor):
             ended: Ended | None = (
                 Ended(DONE, f"slurm job {info.slurm_id} ended (Slurm forgot it; the result is on disk)")
                 if done
-                else Ended(FAILED, f"slurm job {info.slurm_id} vanished ({info.reason}) without a result")
+                else Ended(
+                    FAILED,
+                    f"slurm job {info.slurm_id} vanished ({info.reason}) without a result",
+                    outcome=LOST,
+                )
             )
         else:
             words = "" if info.state == "COMPLETED" and done else last_words(self.store, job)
@@ -370,7 +375,12 @@ class SlurmExecutor(Executor):
             self.log(f"{job.run_key} {job.action}: slurm {info.state}; re-queued")
         else:
             self.store.finish(
-                job_id, ended.state, ended.reason, exit_code=ended.exit_code, signal=ended.signal
+                job_id,
+                ended.state,
+                ended.reason,
+                exit_code=ended.exit_code,
+                signal=ended.signal,
+                outcome=ended.outcome,
             )
             self.log(f"{job.run_key} {job.action}: {ended.state} ({ended.reason})")
         self._forget(job_id)
