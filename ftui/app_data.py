@@ -11,14 +11,21 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ftui.safe_text import clean
+
+if TYPE_CHECKING:
+    from ftui.registry import Registry
+    from ftui.registry.records import Run
+    from ftui.status import RunStatus
 
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run (experiment x seed) as the home table shows it."""
+    """One run (experiment x seed) as the home table shows it: `ftui.status.RunStatus` made for display
+    (text cleaned for the terminal, the task label, the progress bar counting evaluated sets while
+    evaluating, where the job runs)."""
 
     key: str
     experiment: str
@@ -42,14 +49,14 @@ class RunRow:
         return max(0.0, min(1.0, self.step / self.total_steps))
 
 
-def where_label(d: dict[str, Any]) -> str | None:
+def where_label(status: RunStatus) -> str | None:
     """The home table's GPU column: the local slot while running; a Slurm job's id, partition and node
     ("slurm 1234 gpu/node07") while it runs and after, so a failed run's Slurm job can be looked up."""
-    if d.get("slurm_id"):
+    if status.slurm_id:
         from ftui.status import slurm_label
 
-        return f"slurm {slurm_label(d)}"
-    return d["gpu"] if d["state"] == "running" else None
+        return f"slurm {slurm_label(status)}"
+    return status.gpu if status.state == "running" else None
 
 
 def format_bar(fraction: float | None, width: int = 10) -> str:
@@ -73,7 +80,7 @@ class AppData:
 
     def __init__(
         self,
-        registry: Any,
+        registry: Registry,
         runs_dir: Path,
         *,
         profile: str | None = None,
@@ -100,13 +107,13 @@ class AppData:
         self._lock = threading.Lock()
         self._eval_totals: dict[str, int | None] = {}
 
-    def run(self, key: str) -> Any:
+    def run(self, key: str) -> Run:
         return self._by_key[key]
 
     def run_dir(self, key: str) -> Path:
         return self.runs_dir / self._by_key[key].rel_dir
 
-    def tasks_label(self, run: Any) -> str:
+    def tasks_label(self, run: Run) -> str:
         tasks = run.experiment.tasks
         if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
             return "all"
@@ -156,29 +163,29 @@ class AppData:
             self._latest.update(self._table_rows)
             return rows, changed
 
-    def _row(self, run: Any, d: dict[str, Any]) -> RunRow:
-        step, total = d["step"], d["total_steps"]
-        if d["action"] == "eval" and d["eval_sets_done"] is not None:
+    def _row(self, run: Run, d: RunStatus) -> RunRow:
+        step, total = d.step, d.total_steps
+        if d.action == "eval" and d.eval_sets_done is not None:
             # While evaluating, the bar counts evaluated sets (step/total belong to training).
-            step, total = d["eval_sets_done"], d["eval_sets_total"] or self._eval_sets_total(run)
+            step, total = d.eval_sets_done, d.eval_sets_total or self._eval_sets_total(run)
         return RunRow(
             key=run.key,
             experiment=run.experiment.name,
             seed=run.seed,
             family=run.experiment.family,
             tasks=self.tasks_label(run),
-            state=d["state"],
-            action=d["action"],
+            state=d.state,
+            action=d.action,
             step=step,
             total_steps=total,
-            loss=d["loss"],
-            eta_s=d["eta_s"],
+            loss=d.loss,
+            eta_s=d.eta_s,
             gpu=clean(where_label(d) or "", one_line=True) or None,  # a Slurm node name comes from squeue
-            result=clean(d["result"], one_line=True),
-            reason=clean(d["reason"] or "", one_line=True),  # Slurm messages, the engine's errors
+            result=clean(d.result, one_line=True),
+            reason=clean(d.reason or "", one_line=True),  # Slurm messages, the engine's errors
         )
 
-    def _eval_sets_total(self, run: Any) -> int | None:
+    def _eval_sets_total(self, run: Run) -> int | None:
         """How many sets the run's evaluation covers (from its resolved config; cached per run)."""
         if run.key not in self._eval_totals:
             from ftui.registry import RegistryError

@@ -1,4 +1,5 @@
-"""One row per run for `ftui list`: the state of its jobs, progress from events.jsonl, a result summary.
+"""One row per run (`RunStatus`) for `ftui list` and the app: the state of its jobs, progress from
+events.jsonl, a result summary.
 
 A run's state is the state of its job that matters most: an active one (running, then queued, then waiting),
 else a broken one (failed, blocked, cancelled); with no open job, what its folder shows: `done` only when
@@ -10,14 +11,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftui.queue import procs
 from ftui.queue.store import Job, Store
 from ftui.rundir import EvalResults, RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
 from ftui.state_display import STATE_STYLES
+
+if TYPE_CHECKING:
+    from ftui.registry import Registry
+    from ftui.registry.records import Run
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
 
@@ -46,10 +52,75 @@ def run_state(jobs: Sequence[Job], trained: bool, evaluated: bool, progress: Run
     return "new"
 
 
+JOB_FIELDS = (
+    "id",
+    "state",
+    "reason",
+    "pid",
+    "pid_start",
+    "pgid",
+    "slot",
+    "exit_code",
+    "signal",
+    "attempts",
+    "executor",
+    "slurm_id",
+    "partition",
+    "node",
+    "requeues",
+    "outcome",
+)
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    data = {k: getattr(job, k) for k in JOB_FIELDS}
+    data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))
+    return data
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One run as `ftui list` and the app show it: the state of its jobs, progress from events.jsonl, a
+    result summary. `to_json()` is one run of `ftui list --json`."""
+
+    key: str
+    experiment: str
+    seed: int
+    tasks: str  # short codes joined by "+"
+    state: str
+    action: str | None = None  # "train" | "eval" while a job is active
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None
+    eta_s: float | None = None
+    tokens_per_s: float | None = None
+    eval_sets_done: int | None = None  # while evaluating
+    eval_sets_total: int | None = None
+    result: str = ""
+    reason: str = ""
+    pid: int | None = None
+    pid_start: int | None = None
+    process_started: float | None = None
+    gpu: str | None = None  # the local slot of the current (or last) job
+    executor: str | None = None
+    slurm_id: str | None = None
+    partition: str | None = None
+    node: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    outcome: str | None = None  # of the current (or last) job; queue.model.OUTCOMES
+    jobs: tuple[Job, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jobs"}
+        data["jobs"] = {job.action: _job_json(job) for job in self.jobs}
+        return data
+
+
 def list_rows(
-    registry: Any, store: Store, runs: Sequence[Any], now: float | None = None
-) -> list[dict[str, Any]]:
-    """Plain dicts (JSON-ready) for `runs`, in registry order."""
+    registry: Registry, store: Store, runs: Sequence[Run], now: float | None = None
+) -> list[RunStatus]:
+    """The status of `runs`, in registry order."""
     now = time.time() if now is None else now
     shorts = {t.name: t.short for t in registry.study.tasks}
     runs_dir = str(store.runs_dir)
@@ -70,7 +141,7 @@ def list_rows(
 
 
 def _row(
-    run: Any,
+    run: Run,
     shorts: dict[str, str],
     state: str,
     job: Job | None,
@@ -78,70 +149,47 @@ def _row(
     progress: RunProgress | None,
     results: EvalResults | None,
     now: float,
-) -> dict[str, Any]:
+) -> RunStatus:
     tasks = run.experiment.tasks
     active = job is not None and job.state in ("running", "queued", "waiting")
-    return {
-        "key": run.key,
-        "experiment": run.experiment.name,
-        "seed": run.seed,
-        "tasks": "+".join(shorts.get(t, t) for t in tasks),
-        "state": state,
-        "action": job.action if active and job is not None else None,
-        "step": progress.step if progress else None,
-        "total_steps": progress.total_steps if progress else None,
-        "loss": progress.loss if progress else None,
-        "eta_s": progress.eta_now(now) if progress and state == "running" else None,
-        "tokens_per_s": progress.tokens_per_s if progress else None,
-        "eval_sets_done": progress.eval_sets_done if progress and progress.action == "eval" else None,
-        "eval_sets_total": progress.eval_total if progress and progress.action == "eval" else None,
-        "result": summarize_results(results, tasks, shorts) if results is not None else "",
-        "reason": job.reason if job is not None else "",
-        "pid": job.pid if job is not None else None,
-        "pid_start": job.pid_start if job is not None else None,
-        "process_started": procs.ticks_to_unix(job.pid_start) if job is not None else None,
-        "gpu": job.slot if job is not None else None,
-        "executor": job.executor if job is not None else None,
-        "slurm_id": job.slurm_id if job is not None else None,
-        "partition": job.partition if job is not None and job.slurm_id else None,
-        "node": job.node if job is not None and job.slurm_id else None,
-        "exit_code": job.exit_code if job is not None else None,
-        "signal": job.signal if job is not None else None,
-        "outcome": job.outcome if job is not None else None,
-        "jobs": {j.action: _job_dict(j) for j in jobs},
-    }
-
-
-def _job_dict(job: Job) -> dict[str, Any]:
-    keep = (
-        "id",
-        "state",
-        "reason",
-        "pid",
-        "pid_start",
-        "pgid",
-        "slot",
-        "exit_code",
-        "signal",
-        "attempts",
-        "executor",
-        "slurm_id",
-        "partition",
-        "node",
-        "requeues",
-        "outcome",
+    evaluating = progress is not None and progress.action == "eval"
+    return RunStatus(
+        key=run.key,
+        experiment=run.experiment.name,
+        seed=run.seed,
+        tasks="+".join(shorts.get(t, t) for t in tasks),
+        state=state,
+        action=job.action if active and job is not None else None,
+        step=progress.step if progress else None,
+        total_steps=progress.total_steps if progress else None,
+        loss=progress.loss if progress else None,
+        eta_s=progress.eta_now(now) if progress and state == "running" else None,
+        tokens_per_s=progress.tokens_per_s if progress else None,
+        eval_sets_done=progress.eval_sets_done if progress is not None and evaluating else None,
+        eval_sets_total=progress.eval_total if progress is not None and evaluating else None,
+        result=summarize_results(results, tasks, shorts) if results is not None else "",
+        reason=job.reason if job is not None else "",
+        pid=job.pid if job is not None else None,
+        pid_start=job.pid_start if job is not None else None,
+        process_started=procs.ticks_to_unix(job.pid_start) if job is not None else None,
+        gpu=job.slot if job is not None else None,
+        executor=job.executor if job is not None else None,
+        slurm_id=job.slurm_id if job is not None else None,
+        partition=job.partition if job is not None and job.slurm_id else None,
+        node=job.node if job is not None and job.slurm_id else None,
+        exit_code=job.exit_code if job is not None else None,
+        signal=job.signal if job is not None else None,
+        outcome=job.outcome if job is not None else None,
+        jobs=tuple(jobs),
     )
-    data = {k: getattr(job, k) for k in keep}
-    data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))
-    return data
 
 
-def slurm_label(row: dict[str, Any]) -> str:
+def slurm_label(row: RunStatus) -> str:
     """ "1234 gpu/node07": the Slurm job id, partition and node of a run's current (or last) Slurm job."""
-    if not row.get("slurm_id"):
+    if not row.slurm_id:
         return ""
-    where = "/".join(x for x in (row.get("partition"), row.get("node")) if x)
-    return f"{row['slurm_id']} {where}".strip()
+    where = "/".join(x for x in (row.partition, row.node) if x)
+    return f"{row.slurm_id} {where}".strip()
 
 
 def format_eta(seconds: float | None) -> str:
@@ -155,7 +203,7 @@ def format_eta(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
+def print_table(rows: Sequence[RunStatus], runs_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -171,28 +219,28 @@ def print_table(rows: Sequence[dict[str, Any]], runs_dir: Path) -> None:
         ("result", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=name != "result")  # type: ignore[arg-type]
-    with_slurm = any(r.get("slurm_id") for r in rows)
+    with_slurm = any(r.slurm_id for r in rows)
     if with_slurm:  # only when Slurm ran something: the local table stays as it was
         table.add_column("slurm", justify="left", no_wrap=True)
     for r in rows:
-        state = r["state"] + (f" ({r['action']})" if r["action"] else "")
-        if r["action"] == "eval" and r["eval_sets_done"] is not None:
-            total = f"/{r['eval_sets_total']}" if r.get("eval_sets_total") else ""
-            progress = f"{r['eval_sets_done']}{total} sets"
-        elif r["step"] is not None and r["total_steps"]:
-            progress = f"{r['step']}/{r['total_steps']}"
+        state = r.state + (f" ({r.action})" if r.action else "")
+        if r.action == "eval" and r.eval_sets_done is not None:
+            total = f"/{r.eval_sets_total}" if r.eval_sets_total else ""
+            progress = f"{r.eval_sets_done}{total} sets"
+        elif r.step is not None and r.total_steps:
+            progress = f"{r.step}/{r.total_steps}"
         else:
             progress = ""
-        loss = f"{r['loss']:.4f}" if r["loss"] is not None else ""
-        detail = r["result"] or (r["reason"] if r["state"] in ("failed", "blocked", "cancelled") else "")
+        loss = f"{r.loss:.4f}" if r.loss is not None else ""
+        detail = r.result or (r.reason if r.state in ("failed", "blocked", "cancelled") else "")
         # Text, not markup: a reason may contain brackets (a log line, a path). Cleaned: reasons and Slurm
         # messages come from outside (squeue, the engine) and must not drive the terminal.
         cells: list[str | Text] = [
-            r["key"],
-            r["tasks"],
-            Text(state, style=STATE_STYLES.get(r["state"], "")),
+            r.key,
+            r.tasks,
+            Text(state, style=STATE_STYLES.get(r.state, "")),
             progress,
-            format_eta(r["eta_s"]),
+            format_eta(r.eta_s),
             loss,
             Text(clean(detail, one_line=True)),
         ]

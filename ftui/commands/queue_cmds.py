@@ -237,7 +237,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     worker = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
     if args.json:
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
-        runs_json = ",\n".join(json.dumps(r) for r in rows)
+        runs_json = ",\n".join(json.dumps(r.to_json()) for r in rows)
         sys.stdout.write(f'{{"worker": {json.dumps(worker.to_json())},\n"runs": [\n{runs_json}\n]}}\n')
     else:
         print_table(rows, store.runs_dir)

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
 from ftui.rundir import has_config, is_trained
+
+if TYPE_CHECKING:
+    from ftui.registry import Registry
+    from ftui.registry.records import Run, RunnerSettings
 
 
 class LaunchError(Exception):
@@ -59,13 +63,13 @@ def _names(items: Any, limit: int = 8) -> str:
 
 
 def plan(
-    registry: Any, runs: Sequence[Any], actions: Sequence[str], *, only: bool, force: bool
+    registry: Registry, runs: Sequence[Run], actions: Sequence[str], *, only: bool, force: bool
 ) -> list[JobSpec]:
     """Job specs for `runs`, dependencies first: each run's train (after its parent's train) and/or eval
     (after its own train). Without `only`, the parents' trainings are planned too (never forced)."""
     specs: dict[tuple[str, str], JobSpec] = {}
 
-    def add_train(run: Any, forced: bool, with_parents: bool) -> None:
+    def add_train(run: Run, forced: bool, with_parents: bool) -> None:
         parents = registry.dependencies(run)
         if with_parents:
             for parent in parents:
@@ -86,8 +90,8 @@ def plan(
 
 
 def launch(
-    registry: Any,
-    runs: Sequence[Any],
+    registry: Registry,
+    runs: Sequence[Run],
     runs_dir: Path,
     *,
     profile: str | None = None,
@@ -156,7 +160,7 @@ def launch(
     return LaunchReport(result, not_trained, started.pid, started.note)
 
 
-def _settings_dict(settings: Any) -> dict[str, Any]:
+def _settings_dict(settings: RunnerSettings) -> dict[str, Any]:
     data = asdict(settings)
     if isinstance(data.get("gpus"), tuple):
         data["gpus"] = list(data["gpus"])
