@@ -8,7 +8,6 @@ they match `ftui heatmap` and the exported figures. Side by side when the panels
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
@@ -30,6 +28,7 @@ from ftui.analysis.view import HeatmapView, Panel
 from ftui.app_data import AppData
 from ftui.messages import ActionFailed
 from ftui.screens.export_modal import ExportModal
+from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.widgets.heatmap_grid import HeatmapGrid, build_panel, colour_enabled
 
 PANEL_NAMES = ("actual", "predicted", "error")
@@ -101,24 +100,36 @@ class HeatmapScreen(Screen[None]):
     HeatmapScreen #heatmap-scores { height: auto; max-height: 12; margin: 0 1; }
     HeatmapScreen #heatmap-note { color: $warning; padding: 0 1; height: auto; }
     """
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("m", "next_heatmap", "Heatmap"),
-        Binding("p", "next_model", "Predict"),
-        Binding("n", "toggle_scheme", "Norm"),
-        Binding("s", "toggle_sets", "Sets"),
-        Binding("w", "toggle_raw", "Raw"),
-        Binding("x", "export", "Export"),
-    ]
-    HELP_KEYS = [
-        ("m", "next heatmap of experiments.toml"),
-        ("p", "prediction model: none, " + ", ".join(MODELS) + " (three panels: actual, predicted, error)"),
-        ("n", "normalisation: perfect / improvement"),
-        ("s", "atlantis / standard test sets"),
-        ("w", "raw metrics on / off"),
-        ("x", "export the current view (PNG, PDF, SVG, CSV)"),
-        ("escape", "back to the runs"),
-    ]
+    # The palette also lists each heatmap, model, normalisation and set by name (`palette_commands`).
+    KEYS = (
+        Key("escape", "app.pop_screen", "Back", "back to the runs"),
+        Key("m", "next_heatmap", "Heatmap", "next heatmap of experiments.toml"),
+        Key(
+            "p",
+            "next_model",
+            "Predict",
+            "prediction model: none, " + ", ".join(MODELS) + " (three panels: actual, predicted, error)",
+        ),
+        Key("n", "toggle_scheme", "Norm", "normalisation: perfect / improvement"),
+        Key("s", "toggle_sets", "Sets", "atlantis / standard test sets"),
+        Key(
+            "w",
+            "toggle_raw",
+            "Raw",
+            "raw metrics on / off",
+            command="Raw metrics on/off",
+            command_help="toggle raw metrics",
+        ),
+        Key(
+            "x",
+            "export",
+            "Export",
+            "export the current view (PNG, PDF, SVG, CSV)",
+            command="Export heatmap",
+            command_help="PNG, PDF, SVG or CSV",
+        ),
+    )
+    BINDINGS = bindings(KEYS)
 
     def __init__(self, data: AppData, heatmap: int = 0) -> None:
         super().__init__()
@@ -274,9 +285,9 @@ class HeatmapScreen(Screen[None]):
         self.exported.append(path)
         self.notify(f"Wrote {path}", title="export")
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def palette_commands(self) -> list[Command]:
         choose = self._choose
-        commands: list[tuple[str, str, Callable[[], object]]] = []
+        commands: list[Command] = []
         for index, heatmap in enumerate(self.data.registry.heatmaps):
             commands.append(
                 (f"Heatmap: {heatmap.name}", f"family {heatmap.family}", partial(choose, heatmap=index))
@@ -297,7 +308,5 @@ class HeatmapScreen(Screen[None]):
             ),
             ("Sets: atlantis", "Atlantis test sets", partial(choose, sets="atlantis")),
             ("Sets: standard", "standard test sets", partial(choose, sets="standard")),
-            ("Raw metrics on/off", "toggle raw metrics (w)", self.action_toggle_raw),
-            ("Export heatmap", "PNG, PDF, SVG or CSV (x)", self.action_export),
         ]
-        return commands
+        return commands + palette(self, self.KEYS)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
@@ -18,6 +17,7 @@ from textual.widgets import Footer, Input, Label
 from ftui.app_data import AppData, RunRow
 from ftui.messages import ActionFailed, JobsQueued, RunsRefreshed
 from ftui.screens.confirm_modal import ConfirmModal
+from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.widgets.run_table import RunTable
 
 REFRESH_S = 1.0  # measured: a full 500-row redraw at 1 Hz costs ~5% CPU; 4 Hz costs 20%+
@@ -44,26 +44,59 @@ class HomeScreen(Screen[None]):
     HomeScreen #home-filter { display: none; height: 3; }
     HomeScreen #home-filter.-visible { display: block; }
     """
-    BINDINGS = [
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("l", "launch", "Launch"),
-        Binding("e", "evaluate", "Eval"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("r", "retry", "Retry"),
-        Binding("h", "heatmaps", "Heatmaps"),
-    ]
-    HELP_KEYS = [
-        ("up/down", "move"),
-        ("space", "select or unselect the run (actions apply to the selection, else the cursor row)"),
-        ("enter", "open the run: log, loss, config, checkpoints, results"),
-        ("/", "filter by typing (words: name glob like ft2-*, tasks, state); escape clears"),
-        ("l", "launch: queue training and evaluation, with missing parents"),
-        ("e", "queue evaluation only"),
-        ("c", "cancel queued or running jobs (asks first when one is running)"),
-        ("r", "retry failed or cancelled jobs (resumes from the last checkpoint)"),
-        ("h", "heatmaps"),
-    ]
+    KEYS = (
+        Key("up/down", None, help="move"),
+        Key(
+            "space",
+            None,
+            help="select or unselect the run (actions apply to the selection, else the cursor row)",
+        ),
+        Key("enter", None, help="open the run: log, loss, config, checkpoints, results"),
+        Key(
+            "slash",
+            "filter",
+            "Filter",
+            "filter by typing (words: name glob like ft2-*, tasks, state); escape clears",
+            shown="/",
+            command="Filter runs",
+            command_help="filter the table by typing",
+        ),
+        Key("escape", "clear_filter", "Clear filter", footer=False),
+        Key(
+            "l",
+            "launch",
+            "Launch",
+            "launch: queue training and evaluation, with missing parents",
+            command="Launch selected runs",
+            command_help="queue training + evaluation",
+        ),
+        Key(
+            "e",
+            "evaluate",
+            "Eval",
+            "queue evaluation only",
+            command="Evaluate selected runs",
+            command_help="queue evaluation only",
+        ),
+        Key(
+            "c",
+            "cancel",
+            "Cancel",
+            "cancel queued or running jobs (asks first when one is running)",
+            command="Cancel selected runs",
+            command_help="cancel queued or running jobs",
+        ),
+        Key(
+            "r",
+            "retry",
+            "Retry",
+            "retry failed or cancelled jobs (resumes from the last checkpoint)",
+            command="Retry selected runs",
+            command_help="re-queue failed or cancelled jobs",
+        ),
+        Key("h", "heatmaps", "Heatmaps", "heatmaps", command="Open heatmaps", command_help="heatmap screen"),
+    )
+    BINDINGS = bindings(KEYS)
 
     @dataclass
     class WorkerChecked(Message):
@@ -269,12 +302,5 @@ class HomeScreen(Screen[None]):
             return
         self.app.push_screen(HeatmapScreen(self.data))
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        return [
-            ("Launch selected runs", "queue training + evaluation (l)", self.action_launch),
-            ("Evaluate selected runs", "queue evaluation only (e)", self.action_evaluate),
-            ("Cancel selected runs", "cancel queued or running jobs (c)", self.action_cancel),
-            ("Retry selected runs", "re-queue failed or cancelled jobs (r)", self.action_retry),
-            ("Filter runs", "filter the table by typing (/)", self.action_filter),
-            ("Open heatmaps", "heatmap screen (h)", self.action_heatmaps),
-        ]
+    def palette_commands(self) -> list[Command]:
+        return palette(self, self.KEYS)

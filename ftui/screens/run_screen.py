@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -28,6 +26,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedConte
 from ftui.app_data import AppData, RunRow, format_bar, stat_mtime
 from ftui.rundir import CHECKPOINTS, CONFIG, EVENTS, LOG, RESULTS, EvalResults
 from ftui.safe_text import clean
+from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.status import format_eta
 from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
@@ -78,24 +77,57 @@ class RunScreen(Screen[None]):
     RunScreen TabPane { padding: 0; }
     RunScreen LossSparkline { padding: 0 1; }
     """
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("slash", "search", "Search"),
-        Binding("n", "search_next", "Next", show=False),
-        Binding("N", "search_previous", "Previous", show=False),
-        Binding("end", "follow", "Follow"),
-        Binding("1", "tab('tab-log')", "Log", show=False),
-        Binding("2", "tab('tab-config')", "Config", show=False),
-        Binding("3", "tab('tab-checkpoints')", "Checkpoints", show=False),
-        Binding("4", "tab('tab-results')", "Results", show=False),
-    ]
-    HELP_KEYS = [
-        ("escape", "back to the runs"),
-        ("1 2 3 4", "log, config, checkpoints, results"),
-        ("/", "search the log; n / N next / previous match"),
-        ("end", "jump to the end of the log and follow it again"),
-        ("up/down pgup", "scroll the log (scrolling up stops following; new lines are counted)"),
-    ]
+    KEYS = (
+        Key("escape", "back", "Back", "back to the runs", command="Back to runs", command_help="home screen"),
+        Key("1", "tab('tab-log')", "Log", "log, config, checkpoints, results", shown="1 2 3 4", footer=False),
+        Key(
+            "2",
+            "tab('tab-config')",
+            "Config",
+            footer=False,
+            command="Show config",
+            command_help="the resolved config.toml",
+        ),
+        Key(
+            "3",
+            "tab('tab-checkpoints')",
+            "Checkpoints",
+            footer=False,
+            command="Show checkpoints",
+            command_help="checkpoint files",
+        ),
+        Key(
+            "4",
+            "tab('tab-results')",
+            "Results",
+            footer=False,
+            command="Show results",
+            command_help="eval.json results",
+        ),
+        Key(
+            "slash",
+            "search",
+            "Search",
+            "search the log; n / N next / previous match",
+            shown="/",
+            command="Search the log",
+            command_help="find text in this run's log",
+        ),
+        Key("n", "search_next", "Next", footer=False),
+        Key("N", "search_previous", "Previous", footer=False),
+        Key(
+            "end",
+            "follow",
+            "Follow",
+            "jump to the end of the log and follow it again",
+            command="Follow the log",
+            command_help="jump to the end and follow",
+        ),
+        Key(
+            "up/down pgup", None, help="scroll the log (scrolling up stops following; new lines are counted)"
+        ),
+    )
+    BINDINGS = bindings(KEYS)
 
     def __init__(self, data: AppData, key: str) -> None:
         super().__init__()
@@ -272,15 +304,8 @@ class RunScreen(Screen[None]):
         self.action_tab("tab-log")
         self.log_view.follow()
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        return [
-            ("Search the log", "find text in this run's log (/)", self.action_search),
-            ("Follow the log", "jump to the end and follow (end)", self.action_follow),
-            ("Show config", "the resolved config.toml (2)", lambda: self.action_tab("tab-config")),
-            ("Show checkpoints", "checkpoint files (3)", lambda: self.action_tab("tab-checkpoints")),
-            ("Show results", "eval.json results (4)", lambda: self.action_tab("tab-results")),
-            ("Back to runs", "home screen (escape)", self.action_back),
-        ]
+    def palette_commands(self) -> list[Command]:
+        return palette(self, self.KEYS)
 
 
 def _cell(value: Any) -> str:
