@@ -112,12 +112,6 @@ class FamilyMatrix:
         """The number of cells without a value."""
         return int(np.isnan(self.values).sum())
 
-    def row_index(self, name: str) -> int:
-        for index, row in enumerate(self.rows):
-            if row.name == name:
-                return index
-        raise KeyError(name)
-
 
 def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
     """np.nanmean without the "mean of empty slice" warning: NaN where every entry is NaN."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 DB_NAME = "ftui.db"
 SCHEMA_VERSION = 3
@@ -161,9 +160,6 @@ class Job:
     requeues: int = 0  # automatic re-queues after a Slurm TIMEOUT or PREEMPTED
     outcome: str | None = None  # one of OUTCOMES once the job ended (see there); None before
     deps: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"deps": list(self.deps)}
 
 
 JOB_COLUMNS = [f.name for f in fields(Job) if f.name != "deps"]

@@ -296,12 +296,6 @@ class Worker:
         """SIGTERM or SIGINT arrived (the handler set the flag), or `request_stop` was called."""
         return self._stop or (self._wakeup is not None and self._wakeup.stop_signal != 0)
 
-    def request_stop(self) -> None:
-        """Stop at the next check (from another thread, e.g. a test running the worker in a thread)."""
-        self._stop = True
-        if self._wakeup is not None:
-            self._wakeup.wake()
-
     # ---- heartbeat ----------------------------------------------------------------------------------------
     def beat(self, state: str | None = None) -> None:
         """Record that the loop is alive: at most every BEAT_EVERY_S, at once when the state changes. Only the
