@@ -38,8 +38,9 @@ from engine.batching import Batcher  # noqa: E402
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.data import Part, train_set  # noqa: E402
 from engine.model import Transformer, parameter_groups  # noqa: E402
+from engine.schedule import lr_at  # noqa: E402
 from engine.tasks import TASKS  # noqa: E402
-from engine.train import TrainLoop, lr_at, make_optimizer  # noqa: E402
+from engine.train import TrainLoop, make_optimizer  # noqa: E402
 
 BATCH = 128
 PT1_PAPER_STEPS = 328_128

@@ -29,9 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ftui import procs  # noqa: E402
-from ftui.runner import ensure_worker, worker_pid  # noqa: E402
-from ftui.store import JobSpec, Store  # noqa: E402
+from ftui.queue import procs  # noqa: E402
+from ftui.queue.store import JobSpec, Store  # noqa: E402
+from ftui.queue.worker import ensure_worker, worker_pid  # noqa: E402
 
 MINI = REPO / "tests" / "data" / "mini_study.toml"
 

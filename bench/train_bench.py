@@ -35,15 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.batching import Batcher  # noqa: E402
 from engine.config import ModelConfig, TrainConfig  # noqa: E402
+from engine.device import resolve_amp_dtype, resolve_device  # noqa: E402
 from engine.evaluate import decode_batch  # noqa: E402
 from engine.model import Transformer  # noqa: E402
 from engine.tokenizer import BOS, EOS, PAD  # noqa: E402
-from engine.train import (  # noqa: E402
-    TrainLoop,
-    make_optimizer,
-    resolve_amp_dtype,
-    resolve_device,
-)
+from engine.train import TrainLoop, make_optimizer  # noqa: E402
 
 PT1_STEPS = 328_128
 ROW_LEN = 48

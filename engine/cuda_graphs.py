@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from engine.batching import Batcher
+from engine.loss import next_token_loss
 from engine.model import KVCache, Transformer
-from engine.train import next_token_loss
 
 WARMUP_ITERS = 3
 FINISHED_CHECK_EVERY = 4  # decode steps between host reads of "every row finished"

@@ -22,11 +22,11 @@ from torch import Tensor
 
 from engine.checkpoint import CHECKPOINT_DIR, FINAL_NAME, load_checkpoint
 from engine.config import ConfigError, ModelConfig, RunConfig, config_hash, parse_config, read_raw
+from engine.device import describe_device, resolve_amp_dtype, resolve_device, versions
 from engine.filelock import atomic_write_bytes
 from engine.model import KVCache, Transformer
 from engine.runlog import RunLog, log_only
 from engine.stopping import StopFlag, stop_on_signals
-from engine.train import describe_device, resolve_amp_dtype, resolve_device, versions
 from engine.world import world_mismatch
 
 EVAL_NAME = "eval.json"

@@ -12,7 +12,6 @@ The last partial batch of an epoch is dropped: total_steps = epochs * (N // batc
 from __future__ import annotations
 
 import math
-import platform
 import shutil
 import signal
 import sys
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import engine
@@ -43,121 +41,30 @@ from engine.checkpoint import (
     step_name,
 )
 from engine.config import ConfigError, RunConfig, TrainConfig, parse_config, read_raw
+from engine.device import (
+    COMPILE_MODE,
+    describe_device,
+    resolve_amp_dtype,
+    resolve_device,
+    should_capture,
+    should_compile,
+    versions,
+)
+from engine.loss import next_token_loss
 from engine.model import Transformer, parameter_groups
 from engine.runlog import EVENTS_NAME, RunLog, log_only
+from engine.schedule import lr_at, total_steps_for
 from engine.stopping import StopFlag, stop_on_signals
-from engine.tokenizer import encode
 from engine.world import world_mismatch
 
 if TYPE_CHECKING:
     from engine.cuda_graphs import GraphedTrainLoop
 
-# Compiling costs ~21 s on an H100 and, inside the CUDA graph, saves ~2.2 ms a step (245 -> 532 steps/s at the
-# paper shape, bench/gpu_bench.py): it pays after ~10,000 steps.
-COMPILE_AUTO_MIN_STEPS = 10_000
-COMPILE_MODE = "default"  # torch.compile mode on CUDA (bench/train_bench.py compares the modes)
-GRAPH_AUTO_MIN_STEPS = 200  # CUDA-graph capture (~1 s) pays for itself within a few hundred steps
-ANSWER_MARK = encode("=")[0]  # the token between a prompt and its answer
 GRAPH_WIDTH_MULTIPLE = 8  # graphed batches are 8, 16, ... columns wide: one captured graph per width
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Policies
-
-
-def resolve_device(policy: str) -> torch.device:
-    if policy == "cuda" or (policy == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError('train.device = "cuda" but CUDA is not available on this machine')
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def resolve_amp_dtype(policy: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain float32."""
-    if policy == "bfloat16" or (policy == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def should_compile(policy: str, device: torch.device, total_steps: int) -> bool:
-    if policy == "on":
-        return True
-    return policy == "auto" and device.type == "cuda" and total_steps >= COMPILE_AUTO_MIN_STEPS
-
-
-def should_capture(policy: str, device: torch.device, total_steps: int) -> bool:
-    """CUDA-graph the whole step (engine/cuda_graphs.py): capture costs ~1 s, so any real run pays for it."""
-    if device.type != "cuda" or policy == "off":
-        return False
-    return policy == "on" or total_steps >= GRAPH_AUTO_MIN_STEPS
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "engine": engine.__version__,
-    }
-
-
-def total_steps_for(n_rows: int, cfg: TrainConfig) -> int:
-    steps = cfg.epochs * (n_rows // cfg.batch_size)
-    return min(steps, cfg.max_steps) if cfg.max_steps > 0 else steps
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """Learning rate of (0-based) `step`: linear warm-up to `peak`, then linear decay to 0 at total_steps."""
-    if step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    return peak * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The loop
-
-
-def answer_targets(inputs: Tensor, targets: Tensor, pad_id: int) -> Tensor:
-    """`targets` with every position up to the prompt's "=" replaced by PAD (so ignored by the loss).
-
-    What is left is the answer and its <eos>: the loss of `train.loss = "answer"`. The prompt's city IDs are
-    random, so predicting them teaches nothing about the geometry; their irreducible loss only adds gradient
-    noise. A named deviation from the study (which trains on every token), used by the laptop profile."""
-    after_mark = torch.cumsum(inputs == ANSWER_MARK, dim=1) > 0
-    return torch.where(after_mark, targets, pad_id)
-
-
-def next_token_loss(
-    model: nn.Module,
-    inputs: Tensor,
-    targets: Tensor,
-    pad_id: int,
-    amp_dtype: torch.dtype | None,
-    autocast_cache: bool = True,
-    answer_only: bool = False,
-) -> Tensor:
-    """Mean cross-entropy of every next token (padding targets ignored; with answer_only, only the answer's),
-    computed in float32; the forward runs under autocast when amp_dtype is given. A CUDA-graph capture needs
-    autocast_cache=False."""
-    if answer_only:
-        targets = answer_targets(inputs, targets, pad_id)
-    with torch.autocast(
-        inputs.device.type,
-        dtype=amp_dtype or torch.float32,
-        enabled=bool(amp_dtype),
-        cache_enabled=autocast_cache,
-    ):
-        logits = model(inputs)
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
-    )
 
 
 class TrainLoop:

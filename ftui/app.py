@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from ftui.screens.help_screen import HelpScreen
+from ftui.screens.keys import help_lines
 
 
 class FtuiCommands(Provider):
@@ -99,9 +100,9 @@ class FtuiApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             return
         sections: list[tuple[str, list[tuple[str, str]]]] = []
-        screen_keys = getattr(self.screen, "HELP_KEYS", None)
-        if screen_keys:
-            sections.append((type(self.screen).__name__.removesuffix("Screen"), list(screen_keys)))
+        table = getattr(self.screen, "KEYS", None)
+        if table:
+            sections.append((type(self.screen).__name__.removesuffix("Screen"), help_lines(table)))
         sections.append(("Everywhere", [("?", "this help"), ("ctrl+p", "command palette"), ("q", "quit")]))
         self.push_screen(HelpScreen(sections))
 

@@ -7,46 +7,25 @@ functions as the CLI (`ftui launch` etc.), so the app and the command line behav
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ftui.safe_text import clean
 
-# Display of each state: a symbol plus the word, so NO_COLOR and colour-blind users read it the same way.
-STATE_SYMBOLS: dict[str, str] = {
-    "new": "·",
-    "queued": "◌",
-    "waiting": "…",
-    "running": "▶",
-    "done": "✔",
-    "trained": "◑",
-    "failed": "✖",
-    "cancelled": "⊘",
-    "blocked": "■",
-    "reading": " ",
-}
-STATE_STYLES: dict[str, str] = {
-    "new": "dim",
-    "queued": "cyan",
-    "waiting": "cyan",
-    "running": "bold yellow",
-    "done": "green",
-    "trained": "green",
-    "failed": "bold red",
-    "cancelled": "magenta",
-    "blocked": "red",
-    "reading": "dim",
-}
-ACTIVE_STATES = frozenset({"queued", "waiting", "running"})
+if TYPE_CHECKING:
+    from ftui.registry import Registry
+    from ftui.registry.records import Run
+    from ftui.status import RunStatus
 
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run (experiment x seed) as the home table shows it."""
+    """One run (experiment x seed) as the home table shows it: `ftui.status.RunStatus` made for display
+    (text cleaned for the terminal, the task label, the progress bar counting evaluated sets while
+    evaluating, where the job runs)."""
 
     key: str
     experiment: str
@@ -70,14 +49,14 @@ class RunRow:
         return max(0.0, min(1.0, self.step / self.total_steps))
 
 
-def where_label(d: dict[str, Any]) -> str | None:
+def where_label(status: RunStatus) -> str | None:
     """The home table's GPU column: the local slot while running; a Slurm job's id, partition and node
     ("slurm 1234 gpu/node07") while it runs and after, so a failed run's Slurm job can be looked up."""
-    if d.get("slurm_id"):
-        from ftui.runrows import slurm_label
+    if status.slurm_id:
+        from ftui.status import slurm_label
 
-        return f"slurm {slurm_label(d)}"
-    return d["gpu"] if d["state"] == "running" else None
+        return f"slurm {slurm_label(status)}"
+    return status.gpu if status.state == "running" else None
 
 
 def format_bar(fraction: float | None, width: int = 10) -> str:
@@ -85,14 +64,6 @@ def format_bar(fraction: float | None, width: int = 10) -> str:
         return ""
     filled = int(round(fraction * width))
     return "█" * filled + "░" * (width - filled) + f" {int(fraction * 100):3d}%"
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def stat_mtime(path: Path) -> float | None:
@@ -109,14 +80,14 @@ class AppData:
 
     def __init__(
         self,
-        registry: Any,
+        registry: Registry,
         runs_dir: Path,
         *,
         profile: str | None = None,
         read_only: bool = False,
         start_worker: bool = True,
     ) -> None:
-        from ftui.store import Store
+        from ftui.queue.store import Store
 
         self.registry = registry
         self.runs_dir = runs_dir
@@ -136,13 +107,13 @@ class AppData:
         self._lock = threading.Lock()
         self._eval_totals: dict[str, int | None] = {}
 
-    def run(self, key: str) -> Any:
+    def run(self, key: str) -> Run:
         return self._by_key[key]
 
     def run_dir(self, key: str) -> Path:
         return self.runs_dir / self._by_key[key].rel_dir
 
-    def tasks_label(self, run: Any) -> str:
+    def tasks_label(self, run: Run) -> str:
         tasks = run.experiment.tasks
         if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
             return "all"
@@ -168,7 +139,7 @@ class AppData:
 
     def row(self, key: str) -> RunRow:
         """One run's row, read now (the run screen's header, while the home table is not refreshing)."""
-        from ftui.runrows import list_rows
+        from ftui.status import list_rows
 
         run = self._by_key[key]
         with self._lock:
@@ -179,7 +150,7 @@ class AppData:
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
         differs from what the previous call returned."""
-        from ftui.runrows import list_rows
+        from ftui.status import list_rows
 
         with self._lock:
             rows = [
@@ -192,29 +163,29 @@ class AppData:
             self._latest.update(self._table_rows)
             return rows, changed
 
-    def _row(self, run: Any, d: dict[str, Any]) -> RunRow:
-        step, total = d["step"], d["total_steps"]
-        if d["action"] == "eval" and d["eval_sets_done"] is not None:
+    def _row(self, run: Run, d: RunStatus) -> RunRow:
+        step, total = d.step, d.total_steps
+        if d.action == "eval" and d.eval_sets_done is not None:
             # While evaluating, the bar counts evaluated sets (step/total belong to training).
-            step, total = d["eval_sets_done"], d["eval_sets_total"] or self._eval_sets_total(run)
+            step, total = d.eval_sets_done, d.eval_sets_total or self._eval_sets_total(run)
         return RunRow(
             key=run.key,
             experiment=run.experiment.name,
             seed=run.seed,
             family=run.experiment.family,
             tasks=self.tasks_label(run),
-            state=d["state"],
-            action=d["action"],
+            state=d.state,
+            action=d.action,
             step=step,
             total_steps=total,
-            loss=d["loss"],
-            eta_s=d["eta_s"],
+            loss=d.loss,
+            eta_s=d.eta_s,
             gpu=clean(where_label(d) or "", one_line=True) or None,  # a Slurm node name comes from squeue
-            result=clean(d["result"], one_line=True),
-            reason=clean(d["reason"] or "", one_line=True),  # Slurm messages, the engine's errors
+            result=clean(d.result, one_line=True),
+            reason=clean(d.reason or "", one_line=True),  # Slurm messages, the engine's errors
         )
 
-    def _eval_sets_total(self, run: Any) -> int | None:
+    def _eval_sets_total(self, run: Run) -> int | None:
         """How many sets the run's evaluation covers (from its resolved config; cached per run)."""
         if run.key not in self._eval_totals:
             from ftui.registry import RegistryError
@@ -246,7 +217,7 @@ class AppData:
 
     def _ensure_worker(self) -> None:
         if self.start_worker and not self.read_only:
-            from ftui.runner import ensure_worker
+            from ftui.queue.worker import ensure_worker
 
             ensure_worker(self.runs_dir)
 
@@ -259,7 +230,7 @@ class AppData:
         return self._launch(keys, ("eval",))
 
     def _launch(self, keys: list[str], actions: tuple[str, ...]) -> str:
-        from ftui.launching import launch
+        from ftui.queue.launching import launch
 
         report = launch(
             self.registry,

@@ -1,6 +1,6 @@
 """App-wide messages (widget-specific ones are nested classes of their widget).
 
-Names are past-tense facts (`RunsRefreshed`) or imperatives (`OpenRun`).
+Names are past-tense facts (`RunsRefreshed`) or imperatives (`TailRun`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,3 @@ class JobsQueued(Message):
 class ActionFailed(Message):
     action: str
     error: str
-
-
-@dataclass
-class OpenRun(Message):
-    """Imperative: open the run screen of `key`."""
-
-    key: str

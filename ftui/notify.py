@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ftui.store import FAILED, PENDING_STATES, EnqueueResult, Job, Store
+from ftui.queue.store import FAILED, PENDING_STATES, EnqueueResult, Job, Store
 
 OSC, BEL = "\x1b]", "\x07"
 TTY = "/dev/tty"
@@ -55,7 +55,7 @@ def notify_terminal(title: str, body: str, tty: str = TTY) -> bool:
 
 def wait_and_notify(store: Store, launched: EnqueueResult) -> int:
     """`ftui launch --notify`: wait for the launched jobs like `ftui wait`, then notify; 0: all done."""
-    from ftui.queue_wait import wait_for_jobs
+    from ftui.queue.wait import wait_for_jobs
 
     ids = [j.id for j in [*launched.queued, *launched.kept]]
     if not ids:

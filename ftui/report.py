@@ -159,12 +159,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], root: Path) -> str:
 
 
 def _run_rows(registry: Any, runs_dir: Path) -> list[dict[str, Any]]:
-    from ftui.runrows import list_rows
-    from ftui.store import Store
+    from ftui.queue.store import Store
+    from ftui.status import list_rows
 
     store = Store(runs_dir, loss_history=1, keep_reading=True)  # an archive's queue may be unreadable
     try:
-        return list_rows(registry, store, list(registry.runs()))
+        return [row.to_json() for row in list_rows(registry, store, list(registry.runs()))]
     finally:
         store.close()
 

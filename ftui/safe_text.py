@@ -72,13 +72,9 @@ def terminal_line(line: str) -> str:
     return parts[-1] if parts else ""
 
 
-def display_line(raw: bytes, *, keep_sgr: bool = False) -> str:
-    """One complete line of a log file (without its `\\n`), decoded, folded at `\\r` and cleaned."""
-    return clean(terminal_line(raw.decode("utf-8", errors="replace")), keep_sgr=keep_sgr)
-
-
 def display_lines(raw: list[bytes], *, keep_sgr: bool = False) -> list[str]:
-    """`display_line` of many lines; a block with no carriage return and no control is decoded in one go."""
+    """Complete lines of a log file (without their `\n`), decoded, folded at `\r` and cleaned; a block with no
+    carriage return and no control is decoded in one go."""
     text = b"\n".join(raw).decode("utf-8", errors="replace")
     if _CONTROLS.search(text) is None:  # \r is one of them
         return text.split("\n") if raw else []

@@ -206,6 +206,6 @@ def test_ftui_reads_the_task_names_without_importing_the_engine() -> None:
 
 def test_the_engine_task_list_file_is_the_engines_order() -> None:
     from engine.tasks import TASKS
-    from ftui.registry_tasks import engine_task_names
+    from ftui.registry.tasks import engine_task_names
 
     assert engine_task_names() == tuple(TASKS)

@@ -8,17 +8,16 @@ was not evaluated on) becomes a missing cell (NaN), never an exception.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import numpy as np
 
 from ftui.analysis.names import SCHEME_NAMES, SET_NAMES, Scheme, SetName  # noqa: F401  (re-exported)
 from ftui.analysis.normalise import METRICS, Metric, normalise_improvement, normalise_perfect
+from ftui.rundir import EvalResults
 
 
 @dataclass(frozen=True)
@@ -53,28 +52,19 @@ class Row:
     seeds: tuple[int, ...]
 
 
-def read_eval(path: Path) -> dict[str, SetResult] | None:
-    """The sets of one `eval.json`, or None when the file is missing, unreadable or not an eval.json.
+def usable_sets(results: EvalResults | None) -> dict[str, SetResult] | None:
+    """The sets of one `eval.json` (read by `ftui.rundir.ResultsReader`) the matrices can use, or None when
+    the run has no results (no file, an unreadable one, or one without a "sets" object).
 
     A set entry with a wrong shape is skipped (its cell stays missing); the rest of the file still counts.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    if results is None or results.sets is None:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("sets"), dict):
-        return None
-    results: dict[str, SetResult] = {}
-    for key, entry in data["sets"].items():
-        if not isinstance(entry, dict):
-            continue
-        metric, mean = entry.get("metric"), entry.get("mean")
-        if metric not in METRICS or isinstance(mean, bool) or not isinstance(mean, int | float):
-            continue
-        if not math.isfinite(mean):
-            continue
-        results[str(key)] = SetResult(metric=cast(Metric, metric), mean=float(mean))
-    return results
+    return {
+        key: SetResult(metric=cast(Metric, entry.metric), mean=entry.mean)
+        for key, entry in results.sets.items()
+        if entry.metric in METRICS and entry.mean is not None and math.isfinite(entry.mean)
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,12 +111,6 @@ class FamilyMatrix:
     def missing(self) -> int:
         """The number of cells without a value."""
         return int(np.isnan(self.values).sum())
-
-    def row_index(self, name: str) -> int:
-        for index, row in enumerate(self.rows):
-            if row.name == name:
-                return index
-        raise KeyError(name)
 
 
 def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Adapters from a Registry and a runs folder to the analysis core (matrices, predictions, scores, views).
 
 Typed against small Protocols of the registry's public API so the analysis does not depend on how the registry
-is implemented. A run's results are `runs_dir / run.rel_dir / "eval.json"`; a run's baseline is the baseline
-experiment's run of the same seed.
+is implemented. A run's results are the eval.json of `runs_dir / run.rel_dir`; a run's baseline is the
+baseline experiment's run of the same seed.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -23,11 +23,19 @@ from ftui.analysis.matrix import (
     Scheme,
     SetName,
     build_matrix,
-    read_eval,
+    usable_sets,
 )
-from ftui.analysis.predict import MODELS, ModelScore, Prediction, TaskInterference, interference, predict
+from ftui.analysis.predict import (
+    MODELS,
+    ModelScore,
+    PredictionError,
+    TaskInterference,
+    interference,
+    predict,
+)
 from ftui.analysis.predict import score_models as score_all
 from ftui.analysis.view import HeatmapView
+from ftui.rundir import EvalResults, ResultsReader
 
 
 class AnalysisError(ValueError):
@@ -90,7 +98,7 @@ class RegistryLike(Protocol):
 
 
 @dataclass(frozen=True)
-class HeatmapChoice:
+class ResolvedHeatmap:
     """What one heatmap shows: the family of its rows, where predictions come from, and the baseline."""
 
     name: str
@@ -111,17 +119,17 @@ def heatmap_names(registry: RegistryLike) -> list[str]:
     return names + [family for family in registry.families if family not in names]
 
 
-def resolve_heatmap(registry: RegistryLike, name_or_family: str) -> HeatmapChoice:
+def resolve_heatmap(registry: RegistryLike, name_or_family: str) -> ResolvedHeatmap:
     """A [[heatmap]] by name, else the heatmap of that family, else the bare family (no predictions)."""
     for heatmap in registry.heatmaps:
         if heatmap.name == name_or_family:
-            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+            return ResolvedHeatmap(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
     for heatmap in registry.heatmaps:
         if heatmap.family == name_or_family:
-            return HeatmapChoice(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
+            return ResolvedHeatmap(heatmap.name, heatmap.family, heatmap.predict_from, heatmap.baseline)
     if name_or_family in registry.families and registry.heatmaps:
         # A family without its own [[heatmap]] is still shown against the study's (first) baseline.
-        return HeatmapChoice(name_or_family, name_or_family, None, registry.heatmaps[0].baseline)
+        return ResolvedHeatmap(name_or_family, name_or_family, None, registry.heatmaps[0].baseline)
     raise _not_found("heatmap or family", name_or_family, heatmap_names(registry))
 
 
@@ -131,18 +139,24 @@ def check_choice(name: str, allowed: Sequence[str], what: str) -> str:
     return name
 
 
-class RunsReader:
-    """Reads each run's eval.json at most once; (experiment, seed) -> results, None when there are none."""
+ReadResults = Callable[[Path], EvalResults | None]
+"""A run folder -> its eval.json (`ftui.rundir.ResultsReader.results`: the app passes its long-lived one, so
+an unchanged file costs a stat)."""
 
-    def __init__(self, registry: RegistryLike, runs_dir: Path) -> None:
+
+class RunsReader:
+    """Each run's usable results, read at most once: (experiment, seed) -> results, None when it has none."""
+
+    def __init__(self, registry: RegistryLike, runs_dir: Path, results: ReadResults | None = None) -> None:
         self._dirs = {(run.experiment.name, run.seed): runs_dir / run.rel_dir for run in registry.runs()}
+        self._read = results or ResultsReader().results
         self._cache: dict[tuple[str, int], RunResults | None] = {}
 
     def __call__(self, experiment: str, seed: int) -> RunResults | None:
         key = (experiment, seed)
         if key not in self._cache:
             folder = self._dirs.get(key)
-            self._cache[key] = read_eval(folder / "eval.json") if folder is not None else None
+            self._cache[key] = usable_sets(self._read(folder)) if folder is not None else None
         return self._cache[key]
 
 
@@ -179,6 +193,37 @@ def _sets(sets: str) -> SetName:
     return cast(SetName, check_choice(sets, SET_NAMES, "sets"))
 
 
+def _no_predict_from(registry: RegistryLike, choice: ResolvedHeatmap) -> AnalysisError:
+    predictable = [h.name for h in registry.heatmaps if h.predict_from]
+    return AnalysisError(
+        f"heatmap {choice.name!r} has no predict_from family "
+        f"(heatmaps with predictions: {', '.join(predictable) or 'none'})"
+    )
+
+
+def _matrices(
+    registry: RegistryLike,
+    runs_dir: Path,
+    choice: ResolvedHeatmap,
+    scheme: Scheme,
+    sets: SetName,
+    *,
+    with_source: bool,
+    results: ReadResults | None = None,
+) -> tuple[FamilyMatrix, FamilyMatrix | None]:
+    """The heatmap's own family matrix and, `with_source`, the matrix its predictions come from."""
+    reader = RunsReader(registry, runs_dir, results)
+    target = family_matrix(
+        registry, reader, choice.family, baseline=choice.baseline, scheme=scheme, sets=sets
+    )
+    if not with_source or choice.predict_from is None:
+        return target, None
+    source = family_matrix(
+        registry, reader, choice.predict_from, baseline=choice.baseline, scheme=scheme, sets=sets
+    )
+    return target, source
+
+
 def build_view(
     registry: RegistryLike,
     runs_dir: Path,
@@ -189,7 +234,7 @@ def build_view(
     sets: str = "atlantis",
     raw: bool = False,
 ) -> HeatmapView:
-    """The heatmap of a [[heatmap]] name or family, optionally with a model's predictions."""
+    """The heatmap of a [[heatmap]] name or family, optionally with a model's predictions (`ftui heatmap`)."""
     choice = resolve_heatmap(registry, name_or_family)
     chosen_sets = _sets(sets)
     chosen = _scheme(registry, scheme, raw)
@@ -198,32 +243,58 @@ def build_view(
         if raw:
             raise AnalysisError("--predict needs normalised values; leave out --raw")
         if choice.predict_from is None:
-            predictable = [h.name for h in registry.heatmaps if h.predict_from]
-            raise AnalysisError(
-                f"heatmap {choice.name!r} has no predict_from family "
-                f"(heatmaps with predictions: {', '.join(predictable) or 'none'})"
-            )
-    reader = RunsReader(registry, runs_dir)
-    target = family_matrix(
-        registry,
-        reader,
-        choice.family,
-        baseline=choice.baseline,
-        scheme=chosen,
-        sets=chosen_sets,
+            raise _no_predict_from(registry, choice)
+    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=model is not None)
+    if model is None or source is None:
+        return HeatmapView(target)
+    return HeatmapView(target, predict(target, source, model))
+
+
+@dataclass(frozen=True, eq=False)
+class BrowsedHeatmap:
+    """What the heatmap screen shows: the view, every model's scores while predicting, and why a prediction
+    that was asked for is not shown."""
+
+    view: HeatmapView
+    scores: list[ModelScore]
+    note: str
+
+
+RAW_PREDICTION_NOTE = "predictions need normalised values: showing raw actual values only"
+
+
+def browse_heatmap(
+    registry: RegistryLike,
+    runs_dir: Path,
+    name_or_family: str,
+    *,
+    model: str | None = None,
+    scheme: str | None = None,
+    sets: str = "atlantis",
+    raw: bool = False,
+    results: ReadResults | None = None,
+) -> BrowsedHeatmap:
+    """`build_view` for the app, whose keys combine any model with any heatmap: a prediction that cannot be
+    made shows the actual values (and says why, unless the heatmap has no source family at all) instead of
+    failing; with the predictions come every model's scores (`ftui predict`'s)."""
+    choice = resolve_heatmap(registry, name_or_family)
+    chosen_sets = _sets(sets)
+    chosen = _scheme(registry, scheme, raw)
+    if model is not None:
+        check_choice(model, MODELS, "model")
+    predicting = model is not None and not raw and choice.predict_from is not None
+    note = RAW_PREDICTION_NOTE if model is not None and raw and choice.predict_from is not None else ""
+    target, source = _matrices(
+        registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting, results=results
     )
-    prediction: Prediction | None = None
-    if model is not None and choice.predict_from is not None:
-        source = family_matrix(
-            registry,
-            reader,
-            choice.predict_from,
-            baseline=choice.baseline,
-            scheme=chosen,
-            sets=chosen_sets,
-        )
+    if model is None or source is None:
+        return BrowsedHeatmap(HeatmapView(target), [], note)
+    try:
         prediction = predict(target, source, model)
-    return HeatmapView(target, prediction)
+        scores = score_all(target, source)
+    except PredictionError as error:
+        return BrowsedHeatmap(HeatmapView(target), [], str(error))
+    return BrowsedHeatmap(HeatmapView(target, prediction), scores, "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,13 +327,8 @@ def score_family(
     chosen_sets = _sets(sets)
     check_choice(interference_model, MODELS, "model")
     chosen = _scheme(registry, scheme, raw=False)
-    reader = RunsReader(registry, runs_dir)
-    target = family_matrix(
-        registry, reader, choice.family, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
-    )
-    source = family_matrix(
-        registry, reader, choice.predict_from, baseline=choice.baseline, scheme=chosen, sets=chosen_sets
-    )
+    target, source = _matrices(registry, runs_dir, choice, chosen, chosen_sets, with_source=True)
+    assert source is not None  # the heatmap has a predict_from family
     return FamilyScores(
         target=target,
         source=source,

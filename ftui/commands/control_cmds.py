@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.commands.queue_cmds import CommandError, _guarded, _match_keys, _registry, _runs_dir
-from ftui.store import RUNNING, Store
+from ftui.queue.store import RUNNING, Store
 
 STEP_CHECKPOINTS = "step-*.pt"  # engine/checkpoint.py: checkpoints/step-00001000.pt ... and final.pt
 
@@ -70,7 +70,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ftui.runner import start_worker
+    from ftui.queue.worker import start_worker
 
     store = _store(args)
     store.set_paused(False)
@@ -189,7 +189,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 # ---- wait --------------------------------------------------------------------------------------------------
 def cmd_wait(args: argparse.Namespace) -> int:
-    from ftui.queue_wait import wait_for_jobs
+    from ftui.queue.wait import wait_for_jobs
 
     registry = _registry(args, required=False)
     store = Store(_runs_dir(args, registry))
@@ -197,8 +197,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
     jobs = store.jobs(run_keys=keys)
     if not jobs:
         raise CommandError("no job in the queue matches (launch it first: `ftui launch PATTERN`)", 1)
-    from ftui.heartbeat import worker_status
-    from ftui.store import PENDING_STATES
+    from ftui.queue.heartbeat import worker_status
+    from ftui.queue.store import PENDING_STATES
 
     status = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
     if status.needs_attention:  # waiting on a queue nobody serves would block for ever: say so

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui.store import PENDING_STATES, RUNNING, Store, StoreError
+from ftui.queue.store import PENDING_STATES, RUNNING, Store, StoreError
+from ftui.rundir import LOG
 
 
 class CommandError(Exception):
@@ -71,7 +72,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _executor_option(p: argparse.ArgumentParser) -> None:
-    from ftui.store import EXECUTORS
+    from ftui.queue.store import EXECUTORS
 
     p.add_argument(
         "--executor",
@@ -85,7 +86,7 @@ def _guarded(fn: Any) -> Any:
     """Map expected errors to a message on stderr and an exit code (never a traceback for bad input)."""
 
     def run(args: argparse.Namespace) -> int:
-        from ftui.launching import LaunchError
+        from ftui.queue.launching import LaunchError
         from ftui.registry import RegistryError
 
         try:
@@ -153,7 +154,7 @@ def _match_keys(patterns: Sequence[str], store: Store, registry: Any) -> list[st
 
 # ---- commands ----------------------------------------------------------------------------------------------
 def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eval")) -> int:
-    from ftui.launching import launch
+    from ftui.queue.launching import launch
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
@@ -188,7 +189,7 @@ def _store_and_keys(args: argparse.Namespace) -> tuple[Store, list[str]]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ftui.runner import start_worker
+    from ftui.queue.worker import start_worker
 
     store, keys = _store_and_keys(args)
     changed = store.cancel(keys)
@@ -220,7 +221,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from ftui.runner import start_worker
+    from ftui.queue.worker import start_worker
 
     store, keys = _store_and_keys(args)
     requeued = store.retry(keys)
@@ -234,8 +235,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ftui.heartbeat import worker_status
-    from ftui.runrows import list_rows, print_table
+    from ftui.queue.heartbeat import worker_status
+    from ftui.status import list_rows, print_table
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
@@ -245,7 +246,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     paused = store.paused()  # `ftui pause`
     if args.json:
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
-        runs_json = ",\n".join(json.dumps(r) for r in rows)
+        runs_json = ",\n".join(json.dumps(r.to_json()) for r in rows)
         worker_json = json.dumps(worker.to_json() | {"paused": paused})
         sys.stdout.write(f'{{"worker": {worker_json},\n"runs": [\n{runs_json}\n]}}\n')
     else:
@@ -275,7 +276,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         except RegistryError:
             if not run_dir.is_dir():
                 raise
-    log = run_dir / "train.log"
+    log = run_dir / LOG
     if not log.exists() and not args.follow:
         raise CommandError(f"{log}: no log yet (the run has not started)", 1)
 
@@ -290,8 +291,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ftui.heartbeat import worker_status
-    from ftui.runner import Worker, kill_stuck, stop_worker, worker_pid
+    from ftui.queue.heartbeat import worker_status
+    from ftui.queue.worker import Worker, kill_stuck, stop_worker, worker_pid
 
     registry = _registry(args, required=False)
     runs_dir = _runs_dir(args, registry)

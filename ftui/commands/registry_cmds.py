@@ -23,8 +23,8 @@ from ftui.registry import (
     config_status,
     load_registry,
     render_config,
-    run_started,
 )
+from ftui.rundir import CONFIG, started_on_disk
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -199,9 +199,9 @@ def plan_configs(
     clashes = []
     for run in runs:
         config = registry.resolve_config(run, profile)
-        path = Path(runs_dir) / run.rel_dir / "config.toml"
+        path = Path(runs_dir) / run.rel_dir / CONFIG
         status = config_status(path, config)
-        if status == "changed" and run_started(path.parent) and not force:
+        if status == "changed" and started_on_disk(path.parent) and not force:
             clashes.append(clash_problem(path, run))
         plan.append((run, path, render_config(config, registry, profile), status))
     if clashes:

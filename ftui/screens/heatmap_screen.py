@@ -8,36 +8,36 @@ they match `ftui heatmap` and the exported figures. Side by side when the panels
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
-from ftui.analysis.matrix import Column, FamilyMatrix, Row, Scheme, SetName, build_matrix, read_eval
-from ftui.analysis.predict import MODELS, ModelScore, PredictionError, predict, score_models
+from ftui.analysis.names import MODELS, SCHEMES, SET_NAMES
+from ftui.analysis.predict import ModelScore
+from ftui.analysis.study import browse_heatmap
 from ftui.analysis.view import HeatmapView, Panel
 from ftui.app_data import AppData
 from ftui.messages import ActionFailed
 from ftui.screens.export_modal import ExportModal
+from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.widgets.heatmap_grid import HeatmapGrid, build_panel, colour_enabled
 
-SCHEMES = ("perfect", "improvement")
 PANEL_NAMES = ("actual", "predicted", "error")
-SETS = ("atlantis", "standard")
 
 
 @dataclass(frozen=True)
 class HeatmapChoice:
+    """What the keys chose; `compute` turns it into `ftui heatmap`'s arguments."""
+
     heatmap: int = 0  # index into registry.heatmaps
     model: str | None = None  # None: actual values only
     scheme: str = "perfect"
@@ -67,52 +67,24 @@ class HeatmapComputed:
         )
 
 
-def family_matrix(data: AppData, family: str, baseline: str, scheme: str, sets: str) -> FamilyMatrix:
-    registry = data.registry
-    experiments = {e.name: e for e in registry.experiments}
-    runs = {(run.experiment.name, run.seed): run for run in data.runs}
-
-    def source(name: str, seed: int) -> Any:
-        run = runs.get((name, seed))
-        return read_eval(data.runs_dir / run.rel_dir / "eval.json") if run is not None else None
-
-    rows = [Row(name, experiments[name].tasks, experiments[name].seeds) for name in registry.families[family]]
-    columns = [Column(t.name, t.short) for t in registry.study.tasks]
-    return build_matrix(
-        family=family,
-        rows=rows,
-        columns=columns,
-        source=source,
-        baseline=baseline,
-        scheme=cast(Scheme, scheme),
-        sets=cast(SetName, sets),
-    )
-
-
 def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
-    """Everything the screen shows for `choice`, grids included (runs in a worker thread)."""
-    computed = _compute_view(data, choice)
+    """Everything the screen shows for `choice`, grids included (runs in a worker thread): the numbers come
+    from the analysis package, as `ftui heatmap` and `ftui predict` get them."""
+    heatmap = data.registry.heatmaps[choice.heatmap]
+    browsed = browse_heatmap(
+        data.registry,
+        data.runs_dir,
+        heatmap.name,
+        model=choice.model,
+        scheme=choice.scheme,
+        sets=choice.sets,
+        raw=choice.raw,
+        results=data.store.run_results,
+    )
+    computed = HeatmapComputed(choice, browsed.view, browsed.scores, browsed.note)
     colour = colour_enabled()
     computed.panels = [(p, *build_panel(computed.view, p, colour=colour)) for p in computed.view.panels()]
     return computed
-
-
-def _compute_view(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
-    heatmap = data.registry.heatmaps[choice.heatmap]
-    scheme = "raw" if choice.raw else choice.scheme
-    target = family_matrix(data, heatmap.family, heatmap.baseline, scheme, choice.sets)
-    if choice.model is None or heatmap.predict_from is None:
-        return HeatmapComputed(choice, HeatmapView(target), [], "")
-    if choice.raw:
-        note = "predictions need normalised values: showing raw actual values only"
-        return HeatmapComputed(choice, HeatmapView(target), [], note)
-    source = family_matrix(data, heatmap.predict_from, heatmap.baseline, scheme, choice.sets)
-    try:
-        prediction = predict(target, source, choice.model)
-        scores = score_models(target, source)
-    except PredictionError as error:
-        return HeatmapComputed(choice, HeatmapView(target), [], str(error))
-    return HeatmapComputed(choice, HeatmapView(target, prediction), scores, "")
 
 
 def _fmt(value: float) -> str:
@@ -128,24 +100,36 @@ class HeatmapScreen(Screen[None]):
     HeatmapScreen #heatmap-scores { height: auto; max-height: 12; margin: 0 1; }
     HeatmapScreen #heatmap-note { color: $warning; padding: 0 1; height: auto; }
     """
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("m", "next_heatmap", "Heatmap"),
-        Binding("p", "next_model", "Predict"),
-        Binding("n", "toggle_scheme", "Norm"),
-        Binding("s", "toggle_sets", "Sets"),
-        Binding("w", "toggle_raw", "Raw"),
-        Binding("x", "export", "Export"),
-    ]
-    HELP_KEYS = [
-        ("m", "next heatmap of experiments.toml"),
-        ("p", "prediction model: none, " + ", ".join(MODELS) + " (three panels: actual, predicted, error)"),
-        ("n", "normalisation: perfect / improvement"),
-        ("s", "atlantis / standard test sets"),
-        ("w", "raw metrics on / off"),
-        ("x", "export the current view (PNG, PDF, SVG, CSV)"),
-        ("escape", "back to the runs"),
-    ]
+    # The palette also lists each heatmap, model, normalisation and set by name (`palette_commands`).
+    KEYS = (
+        Key("escape", "app.pop_screen", "Back", "back to the runs"),
+        Key("m", "next_heatmap", "Heatmap", "next heatmap of experiments.toml"),
+        Key(
+            "p",
+            "next_model",
+            "Predict",
+            "prediction model: none, " + ", ".join(MODELS) + " (three panels: actual, predicted, error)",
+        ),
+        Key("n", "toggle_scheme", "Norm", "normalisation: perfect / improvement"),
+        Key("s", "toggle_sets", "Sets", "atlantis / standard test sets"),
+        Key(
+            "w",
+            "toggle_raw",
+            "Raw",
+            "raw metrics on / off",
+            command="Raw metrics on/off",
+            command_help="toggle raw metrics",
+        ),
+        Key(
+            "x",
+            "export",
+            "Export",
+            "export the current view (PNG, PDF, SVG, CSV)",
+            command="Export heatmap",
+            command_help="PNG, PDF, SVG or CSV",
+        ),
+    )
+    BINDINGS = bindings(KEYS)
 
     def __init__(self, data: AppData, heatmap: int = 0) -> None:
         super().__init__()
@@ -263,7 +247,7 @@ class HeatmapScreen(Screen[None]):
         self._choose(scheme=SCHEMES[(SCHEMES.index(self.choice.scheme) + 1) % len(SCHEMES)])
 
     def action_toggle_sets(self) -> None:
-        self._choose(sets=SETS[(SETS.index(self.choice.sets) + 1) % len(SETS)])
+        self._choose(sets=SET_NAMES[(SET_NAMES.index(self.choice.sets) + 1) % len(SET_NAMES)])
 
     def action_toggle_raw(self) -> None:
         self._choose(raw=not self.choice.raw)
@@ -301,9 +285,9 @@ class HeatmapScreen(Screen[None]):
         self.exported.append(path)
         self.notify(f"Wrote {path}", title="export")
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+    def palette_commands(self) -> list[Command]:
         choose = self._choose
-        commands: list[tuple[str, str, Callable[[], object]]] = []
+        commands: list[Command] = []
         for index, heatmap in enumerate(self.data.registry.heatmaps):
             commands.append(
                 (f"Heatmap: {heatmap.name}", f"family {heatmap.family}", partial(choose, heatmap=index))
@@ -324,7 +308,5 @@ class HeatmapScreen(Screen[None]):
             ),
             ("Sets: atlantis", "Atlantis test sets", partial(choose, sets="atlantis")),
             ("Sets: standard", "standard test sets", partial(choose, sets="standard")),
-            ("Raw metrics on/off", "toggle raw metrics (w)", self.action_toggle_raw),
-            ("Export heatmap", "PNG, PDF, SVG or CSV (x)", self.action_export),
         ]
-        return commands
+        return commands + palette(self, self.KEYS)

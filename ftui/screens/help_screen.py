@@ -1,4 +1,5 @@
-"""`?`: every key of every screen, generated from the bindings so it cannot drift from them."""
+"""`?`: the keys of the current screen, from its key table (ftui/screens/keys.py), which also builds its
+bindings and its palette commands, so the three cannot drift apart."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
@@ -18,6 +17,7 @@ from textual.widgets import Footer, Input, Label
 from ftui.app_data import AppData, RunRow
 from ftui.messages import ActionFailed, JobsQueued, RunsRefreshed
 from ftui.screens.confirm_modal import ConfirmModal
+from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.widgets.run_table import RunTable
 
 REFRESH_S = 1.0  # measured: a full 500-row redraw at 1 Hz costs ~5% CPU; 4 Hz costs 20%+
@@ -44,30 +44,78 @@ class HomeScreen(Screen[None]):
     HomeScreen #home-filter { display: none; height: 3; }
     HomeScreen #home-filter.-visible { display: block; }
     """
-    BINDINGS = [
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("l", "launch", "Launch"),
-        Binding("e", "evaluate", "Eval"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("r", "retry", "Retry"),
-        Binding("h", "heatmaps", "Heatmaps"),
-        Binding("p", "pause_queue", "Pause", show=False),  # in help and the palette; the footer is full at 80
-        Binding("u", "resume_queue", "Resume", show=False),
-    ]
-    HELP_KEYS = [
-        ("up/down", "move"),
-        ("space", "select or unselect the run (actions apply to the selection, else the cursor row)"),
-        ("enter", "open the run: log, loss, config, checkpoints, results"),
-        ("/", "filter by typing (words: name glob like ft2-*, tasks, state); escape clears"),
-        ("l", "launch: queue training and evaluation, with missing parents"),
-        ("e", "queue evaluation only"),
-        ("c", "cancel queued or running jobs (asks first when one is running)"),
-        ("r", "retry failed or cancelled jobs (resumes from the last checkpoint)"),
-        ("h", "heatmaps"),
-        ("p", "pause the queue: no new job starts, running ones go on (ftui pause)"),
-        ("u", "resume the queue (ftui resume)"),
-    ]
+    KEYS = (
+        Key("up/down", None, help="move"),
+        Key(
+            "space",
+            None,
+            help="select or unselect the run (actions apply to the selection, else the cursor row)",
+        ),
+        Key("enter", None, help="open the run: log, loss, config, checkpoints, results"),
+        Key(
+            "slash",
+            "filter",
+            "Filter",
+            "filter by typing (words: name glob like ft2-*, tasks, state); escape clears",
+            shown="/",
+            command="Filter runs",
+            command_help="filter the table by typing",
+        ),
+        Key("escape", "clear_filter", "Clear filter", footer=False),
+        Key(
+            "l",
+            "launch",
+            "Launch",
+            "launch: queue training and evaluation, with missing parents",
+            command="Launch selected runs",
+            command_help="queue training + evaluation",
+        ),
+        Key(
+            "e",
+            "evaluate",
+            "Eval",
+            "queue evaluation only",
+            command="Evaluate selected runs",
+            command_help="queue evaluation only",
+        ),
+        Key(
+            "c",
+            "cancel",
+            "Cancel",
+            "cancel queued or running jobs (asks first when one is running)",
+            command="Cancel selected runs",
+            command_help="cancel queued or running jobs",
+        ),
+        Key(
+            "r",
+            "retry",
+            "Retry",
+            "retry failed or cancelled jobs (resumes from the last checkpoint)",
+            command="Retry selected runs",
+            command_help="re-queue failed or cancelled jobs",
+        ),
+        Key("h", "heatmaps", "Heatmaps", "heatmaps", command="Open heatmaps", command_help="heatmap screen"),
+        # p and u: in the help and the palette; the footer is full at 80 columns
+        Key(
+            "p",
+            "pause_queue",
+            "Pause",
+            "pause the queue: no new job starts, running ones go on (ftui pause)",
+            footer=False,
+            command="Pause the queue",
+            command_help="no new job starts; running ones go on",
+        ),
+        Key(
+            "u",
+            "resume_queue",
+            "Resume",
+            "resume the queue (ftui resume)",
+            footer=False,
+            command="Resume the queue",
+            command_help="queued jobs start again",
+        ),
+    )
+    BINDINGS = bindings(KEYS)
 
     @dataclass
     class WorkerChecked(Message):
@@ -125,8 +173,8 @@ class HomeScreen(Screen[None]):
             self.post_message(self._check_worker())
 
     def _check_worker(self) -> HomeScreen.WorkerChecked:
-        from ftui.heartbeat import worker_status
-        from ftui.store import PENDING_STATES, StoreError
+        from ftui.queue.heartbeat import worker_status
+        from ftui.queue.store import PENDING_STATES, StoreError
 
         try:
             status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))
@@ -256,7 +304,7 @@ class HomeScreen(Screen[None]):
             self._run_action("resume", [], lambda _keys: self._set_paused(False))
 
     def _set_paused(self, paused: bool) -> str:
-        from ftui.runner import start_worker
+        from ftui.queue.worker import start_worker
 
         self.data.store.set_paused(paused)
         if paused:
@@ -297,14 +345,5 @@ class HomeScreen(Screen[None]):
             return
         self.app.push_screen(HeatmapScreen(self.data))
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        return [
-            ("Launch selected runs", "queue training + evaluation (l)", self.action_launch),
-            ("Evaluate selected runs", "queue evaluation only (e)", self.action_evaluate),
-            ("Cancel selected runs", "cancel queued or running jobs (c)", self.action_cancel),
-            ("Retry selected runs", "re-queue failed or cancelled jobs (r)", self.action_retry),
-            ("Filter runs", "filter the table by typing (/)", self.action_filter),
-            ("Open heatmaps", "heatmap screen (h)", self.action_heatmaps),
-            ("Pause the queue", "no new job starts; running ones go on (p)", self.action_pause_queue),
-            ("Resume the queue", "queued jobs start again (u)", self.action_resume_queue),
-        ]
+    def palette_commands(self) -> list[Command]:
+        return palette(self, self.KEYS)

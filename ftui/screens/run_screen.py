@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,16 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
-from ftui.app_data import AppData, RunRow, format_bar, read_json, stat_mtime
-from ftui.runrows import format_eta
+from ftui.app_data import AppData, RunRow, format_bar, stat_mtime
+from ftui.rundir import CHECKPOINTS, CONFIG, EVENTS, LOG, RESULTS, EvalResults
 from ftui.safe_text import clean
+from ftui.screens.keys import Command, Key, bindings, palette
+from ftui.status import format_eta
 from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
 from ftui.widgets.loss_sparkline import LossSparkline
@@ -41,7 +41,7 @@ INITIAL_LOG_BYTES = 2 * 1024 * 1024  # a huge log opens at its last 2 MB
 class SideInfo:
     config_text: str | None = None
     checkpoints: list[tuple[str, int, float]] = field(default_factory=list)
-    eval_data: dict[str, Any] | None = None
+    results: EvalResults | None = None
 
 
 @dataclass
@@ -77,32 +77,65 @@ class RunScreen(Screen[None]):
     RunScreen TabPane { padding: 0; }
     RunScreen LossSparkline { padding: 0 1; }
     """
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("slash", "search", "Search"),
-        Binding("n", "search_next", "Next", show=False),
-        Binding("N", "search_previous", "Previous", show=False),
-        Binding("end", "follow", "Follow"),
-        Binding("1", "tab('tab-log')", "Log", show=False),
-        Binding("2", "tab('tab-config')", "Config", show=False),
-        Binding("3", "tab('tab-checkpoints')", "Checkpoints", show=False),
-        Binding("4", "tab('tab-results')", "Results", show=False),
-    ]
-    HELP_KEYS = [
-        ("escape", "back to the runs"),
-        ("1 2 3 4", "log, config, checkpoints, results"),
-        ("/", "search the log; n / N next / previous match"),
-        ("end", "jump to the end of the log and follow it again"),
-        ("up/down pgup", "scroll the log (scrolling up stops following; new lines are counted)"),
-    ]
+    KEYS = (
+        Key("escape", "back", "Back", "back to the runs", command="Back to runs", command_help="home screen"),
+        Key("1", "tab('tab-log')", "Log", "log, config, checkpoints, results", shown="1 2 3 4", footer=False),
+        Key(
+            "2",
+            "tab('tab-config')",
+            "Config",
+            footer=False,
+            command="Show config",
+            command_help="the resolved config.toml",
+        ),
+        Key(
+            "3",
+            "tab('tab-checkpoints')",
+            "Checkpoints",
+            footer=False,
+            command="Show checkpoints",
+            command_help="checkpoint files",
+        ),
+        Key(
+            "4",
+            "tab('tab-results')",
+            "Results",
+            footer=False,
+            command="Show results",
+            command_help="eval.json results",
+        ),
+        Key(
+            "slash",
+            "search",
+            "Search",
+            "search the log; n / N next / previous match",
+            shown="/",
+            command="Search the log",
+            command_help="find text in this run's log",
+        ),
+        Key("n", "search_next", "Next", footer=False),
+        Key("N", "search_previous", "Previous", footer=False),
+        Key(
+            "end",
+            "follow",
+            "Follow",
+            "jump to the end of the log and follow it again",
+            command="Follow the log",
+            command_help="jump to the end and follow",
+        ),
+        Key(
+            "up/down pgup", None, help="scroll the log (scrolling up stops following; new lines are counted)"
+        ),
+    )
+    BINDINGS = bindings(KEYS)
 
     def __init__(self, data: AppData, key: str) -> None:
         super().__init__()
         self.data = data
         self.key = key
         self.run_dir = data.run_dir(key)
-        self._log_tail = LogTail(self.run_dir / "train.log", start_at_end_bytes=INITIAL_LOG_BYTES)
-        self._events = EventsTail(self.run_dir / "events.jsonl")
+        self._log_tail = LogTail(self.run_dir / LOG, start_at_end_bytes=INITIAL_LOG_BYTES)
+        self._events = EventsTail(self.run_dir / EVENTS)
         self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
         self._search_text = ""
@@ -161,19 +194,19 @@ class RunScreen(Screen[None]):
         """Config, checkpoints and results, only when one of their mtimes moved (a stat each otherwise)."""
         folder = self.run_dir
         mtimes = (
-            stat_mtime(folder / "config.toml"),
-            stat_mtime(folder / "checkpoints"),
-            stat_mtime(folder / "eval.json"),
+            stat_mtime(folder / CONFIG),
+            stat_mtime(folder / CHECKPOINTS),
+            stat_mtime(folder / RESULTS),
         )
         if mtimes == self._side_mtimes:
             return None
         self._side_mtimes = mtimes
         try:
-            config_text: str | None = clean((folder / "config.toml").read_text(errors="replace"))
+            config_text: str | None = clean((folder / CONFIG).read_text(errors="replace"))
         except OSError:
             config_text = None
         return SideInfo(
-            config_text, list_checkpoints(folder / "checkpoints"), read_json(folder / "eval.json")
+            config_text, list_checkpoints(folder / CHECKPOINTS), self.data.store.run_results(folder)
         )
 
     def on_tail_read(self, message: TailRead) -> None:
@@ -214,28 +247,22 @@ class RunScreen(Screen[None]):
         results = self.query_one("#run-results", DataTable)
         results.clear()
         note = self.query_one("#run-results-note", Label)
-        sets = (side.eval_data or {}).get("sets")
-        if not isinstance(sets, dict):
+        data = side.results
+        if data is None or data.sets is None:
             note.update("no eval.json yet")
             return
-        data = side.eval_data or {}
-        note.update(
-            clean(
-                f"eval.json: checkpoint {data.get('checkpoint', '?')}, step {data.get('step', '?')}",
-                one_line=True,
-            )
-        )
-        for name, entry in sets.items():
-            if not isinstance(entry, dict):
-                continue
+        checkpoint = data.checkpoint if data.checkpoint is not None else "?"
+        step = data.step if data.step is not None else "?"
+        note.update(clean(f"eval.json: checkpoint {checkpoint}, step {step}", one_line=True))
+        for name, entry in data.sets.items():
             results.add_row(
                 _cell(name),
-                _cell(entry.get("metric", "")),
-                _num(entry.get("mean")),
-                _num(entry.get("median")),
-                _num(entry.get("std")),
-                _cell(entry.get("n", "")),
-                _num(entry.get("parse_failure_rate")),
+                _cell(entry.metric or ""),
+                _num(entry.mean),
+                _num(entry.median),
+                _num(entry.std),
+                _cell("" if entry.n is None else entry.n),
+                _num(entry.parse_failure_rate),
             )
 
     # -- actions --------------------------------------------------------------------------------------
@@ -277,15 +304,8 @@ class RunScreen(Screen[None]):
         self.action_tab("tab-log")
         self.log_view.follow()
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        return [
-            ("Search the log", "find text in this run's log (/)", self.action_search),
-            ("Follow the log", "jump to the end and follow (end)", self.action_follow),
-            ("Show config", "the resolved config.toml (2)", lambda: self.action_tab("tab-config")),
-            ("Show checkpoints", "checkpoint files (3)", lambda: self.action_tab("tab-checkpoints")),
-            ("Show results", "eval.json results (4)", lambda: self.action_tab("tab-results")),
-            ("Back to runs", "home screen (escape)", self.action_back),
-        ]
+    def palette_commands(self) -> list[Command]:
+        return palette(self, self.KEYS)
 
 
 def _cell(value: Any) -> str:

@@ -11,8 +11,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from ftui.app_data import STATE_STYLES, STATE_SYMBOLS, RunRow, format_bar
-from ftui.runrows import format_eta
+from ftui.app_data import RunRow, format_bar
+from ftui.state_display import STATE_STYLES, STATE_SYMBOLS
+from ftui.status import format_eta
 
 # (column key, label); the order is the order on screen. At 80 columns the table scrolls sideways past
 # "loss", so the columns that matter most come first.

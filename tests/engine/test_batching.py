@@ -10,8 +10,8 @@ import torch
 from engine import tokenizer
 from engine.batching import MEGABATCH, Batcher, row_lengths
 from engine.config import ModelConfig
+from engine.loss import answer_targets, next_token_loss
 from engine.model import Transformer
-from engine.train import answer_targets, next_token_loss
 
 
 def _rows(n: int, seed: int = 0) -> torch.Tensor:

@@ -10,7 +10,8 @@ from engine.batching import Batcher
 from engine.config import ModelConfig, TrainConfig
 from engine.evaluate import decode_batch
 from engine.model import Transformer
-from engine.train import TrainLoop, lr_at, make_optimizer
+from engine.schedule import lr_at
+from engine.train import TrainLoop, make_optimizer
 
 pytestmark = pytest.mark.gpu
 

@@ -6,7 +6,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.model import KVCache, Transformer, parameter_groups
-from engine.train import lr_at
+from engine.schedule import lr_at
 from tests.engine.train_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 TINY = ModelConfig(n_layer=2, d_model=32, n_head=2, d_mlp=64, max_seq_len=64)

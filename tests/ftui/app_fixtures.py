@@ -11,9 +11,17 @@ import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from textual.message import Message
+from textual.notifications import Notify
+from textual.pilot import Pilot
+
+from ftui.analysis.matrix import FamilyMatrix
+from ftui.analysis.study import build_view
+from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
-from ftui.store import JobSpec, Store
+from ftui.screens.heatmap_screen import HeatmapScreen
 from tests.data.make_eval_fixtures import write_eval_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +44,25 @@ BASE_METRICS = {
     "angle": ("abs_error", 60.0, 20.0),
     "compass": ("accuracy", 0.30, 0.80),
 }
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let the workers finish and the messages they posted be handled (never sleep)."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def toasts(messages: list[Message]) -> list[str]:
+    """The texts of the toasts the app showed, from the messages `run_test(message_hook=...)` recorded."""
+    return [m.notification.message for m in messages if isinstance(m, Notify)]
+
+
+def analysis_matrix(screen: HeatmapScreen, family: str) -> FamilyMatrix:
+    """A family's matrix as `ftui heatmap` builds it (the registry's normalisation, atlantis sets), from the
+    runs the screen shows: the expected values of the screen tests, computed without the screen."""
+    return build_view(screen.data.registry, screen.data.runs_dir, family).matrix
 
 
 def make_study(folder: Path) -> Path:

@@ -12,8 +12,8 @@ import pytest
 from textual.pilot import Pilot
 
 from ftui.app import FtuiApp, make_app
+from ftui.queue.store import Store
 from ftui.screens.home_screen import HomeScreen
-from ftui.store import Store
 from tests.ftui.app_fixtures import build_states, make_study
 
 SIZE = (100, 30)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ftui.analysis.matrix import read_eval
+from ftui.analysis.matrix import SetResult, usable_sets
 from ftui.analysis.normalise import normalise_improvement
 from ftui.analysis.study import AnalysisError, build_view, resolve_heatmap
 from ftui.registry import load_registry
+from ftui.rundir import ResultsReader
 from tests.conftest import REPO_ROOT
 from tests.data.make_eval_fixtures import known_standard, known_value, make_fixtures
 
@@ -48,12 +50,17 @@ def test_fixture_values_come_back_exactly(tmp_path: Path) -> None:
     np.testing.assert_allclose(standard.matrix.values, np.vectorize(known_standard)(expected), atol=1e-12)
 
 
+def read_eval(run_dir: Path) -> Mapping[str, SetResult] | None:
+    """A run's eval.json as the matrices use it (a fresh reader: no cache between the rewrites below)."""
+    return usable_sets(ResultsReader().results(run_dir))
+
+
 def test_raw_and_improvement_schemes_use_the_same_seed_baseline(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_fixtures(MINI, runs)
     registry = load_registry(MINI)
-    base = read_eval(runs / "base" / "eval.json")
-    run = read_eval(runs / "pair-2" / "eval.json")
+    base = read_eval(runs / "base")
+    run = read_eval(runs / "pair-2")
     assert base is not None and run is not None
     raw = build_view(registry, runs, "pair", raw=True)
     assert raw.matrix.values[1, 0] == run["atlantis/distance"].mean
@@ -122,7 +129,7 @@ def test_missing_baseline_and_bad_entries_never_raise(tmp_path: Path) -> None:
     assert matrix.missing == 1 and math.isnan(matrix.values[0, 1])
     for garbage in ("", "[]", '{"sets": 3}', "{"):
         path.write_text(garbage)
-        assert read_eval(path) is None
+        assert read_eval(path.parent) is None
 
 
 def test_unknown_names_list_what_is_allowed(tmp_path: Path) -> None:

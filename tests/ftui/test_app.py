@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from rich.console import Console
+from textual.message import Message
 from textual.pilot import Pilot
 
 from ftui.app import FtuiApp, make_app
+from ftui.queue.store import Store
 from ftui.screens.confirm_modal import ConfirmModal
 from ftui.screens.help_screen import HelpScreen
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.registry_error_screen import RegistryErrorScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import Store
 from ftui.widgets.run_table import RunTable
-from tests.ftui.app_fixtures import STATE_OF_RUN, build_states, make_study
+from tests.ftui.app_fixtures import STATE_OF_RUN, make_study, settle, toasts
 
 SIZE = (120, 30)
-
-
-async def settle(pilot: Pilot[int]) -> None:
-    """Let the workers finish and the messages they posted be handled (never sleep)."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def table(app: FtuiApp) -> RunTable:
@@ -42,22 +35,15 @@ async def move_to(pilot: Pilot[int], key: str) -> None:
     await pilot.pause()
 
 
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path)
-    build_states(registry)
-    return registry
-
-
-def jobs(study: Path) -> dict[tuple[str, str], str]:
-    store = Store(study.parent / "runs")
+def jobs(states_study: Path) -> dict[tuple[str, str], str]:
+    store = Store(states_study.parent / "runs")
     found = {(j.run_key, j.action): j.state for j in store.jobs()}
     store.close()
     return found
 
 
-async def test_home_shows_every_state(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_home_shows_every_state(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
@@ -73,14 +59,14 @@ async def test_home_shows_every_state(study: Path) -> None:
         assert str(table(app).get_cell("pair-1", "tasks")) == "D+A"
 
 
-async def test_home_refresh_picks_up_new_progress(study: Path) -> None:
+async def test_home_refresh_picks_up_new_progress(states_study: Path) -> None:
     from tests.ftui.app_fixtures import write_events
 
-    app = make_app(study, start_worker=False)
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         write_events(
-            study.parent / "runs" / "single-1",
+            states_study.parent / "runs" / "single-1",
             [{"t": 1.0, "event": "step", "step": 6, "total_steps": 8, "loss": 1.25, "eta_s": 2.0}],
         )
         screen = app.screen
@@ -91,8 +77,8 @@ async def test_home_refresh_picks_up_new_progress(study: Path) -> None:
         assert str(table(app).get_cell("single-1", "loss")) == "1.250"
 
 
-async def test_filter_narrows_rows(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_filter_narrows_rows(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("slash", *"pair")
@@ -105,8 +91,8 @@ async def test_filter_narrows_rows(study: Path) -> None:
         assert table(app).keys == ["single-1", "single-2", "single-3"]
 
 
-async def test_cancel_of_a_running_job_asks_first(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_cancel_of_a_running_job_asks_first(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await move_to(pilot, "single-1")
@@ -115,7 +101,7 @@ async def test_cancel_of_a_running_job_asks_first(study: Path) -> None:
         await pilot.press("n")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
-        store = Store(study.parent / "runs")
+        store = Store(states_study.parent / "runs")
         assert not [j for j in store.jobs(["single-1"]) if j.cancel_requested]
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmModal)
@@ -125,8 +111,8 @@ async def test_cancel_of_a_running_job_asks_first(study: Path) -> None:
         store.close()
 
 
-async def test_cancel_of_queued_jobs_needs_no_question(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_cancel_of_queued_jobs_needs_no_question(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     messages: list[object] = []
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
@@ -134,21 +120,21 @@ async def test_cancel_of_queued_jobs_needs_no_question(study: Path) -> None:
         await pilot.press("c")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
-        assert jobs(study)[("single-2", "train")] == "cancelled"
+        assert jobs(states_study)[("single-2", "train")] == "cancelled"
         # Its dependant is blocked, and the table says so after the refresh the action triggers.
-        assert jobs(study)[("pair-1", "train")] == "blocked"
+        assert jobs(states_study)[("pair-1", "train")] == "blocked"
         assert "blocked" in state_cell(app, "pair-1")
         assert any(type(m).__name__ == "JobsQueued" for m in messages)
 
 
-async def test_retry_requeues_a_failed_run(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_retry_requeues_a_failed_run(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await move_to(pilot, "single-3")
         await pilot.press("r")
         await settle(pilot)
-        assert jobs(study)[("single-3", "train")] == "queued"
+        assert jobs(states_study)[("single-3", "train")] == "queued"
         assert "queued" in state_cell(app, "single-3")
 
 
@@ -189,7 +175,8 @@ async def test_evaluate_queues_only_evaluation(tmp_path: Path) -> None:
     registry = make_study(tmp_path)
     write_final(tmp_path / "runs" / "single-2")
     app = make_app(registry, start_worker=False)
-    async with app.run_test(size=SIZE) as pilot:
+    messages: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         assert "trained" in state_cell(app, "single-2")
         await move_to(pilot, "single-2")
@@ -201,20 +188,21 @@ async def test_evaluate_queues_only_evaluation(tmp_path: Path) -> None:
         await pilot.press("e")
         await settle(pilot)
         assert jobs(registry) == {("single-2", "eval"): "queued"}
-        assert any("single-3 has no checkpoints/final.pt" in n.message for n in app._notifications)
+        assert any("single-3 has no checkpoints/final.pt" in text for text in toasts(messages))
 
 
-async def test_read_only_refuses_actions(study: Path) -> None:
-    before = jobs(study)
-    app = make_app(study, read_only=True)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_read_only_refuses_actions(states_study: Path) -> None:
+    before = jobs(states_study)
+    app = make_app(states_study, read_only=True)
+    messages: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         await move_to(pilot, "single-3")
         await pilot.press("r", "l", "c")
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
-        assert any("Read-only" in n.message for n in app._notifications)
-    assert jobs(study) == before
+        assert any("Read-only" in text for text in toasts(messages))
+    assert jobs(states_study) == before
 
 
 async def test_invalid_registry_shows_the_problems(tmp_path: Path) -> None:
@@ -239,9 +227,10 @@ async def test_missing_registry_shows_the_problem(tmp_path: Path) -> None:
         assert "nope.toml" in (app.registry_problems or "")
 
 
-async def test_help_and_command_palette_list_the_actions(study: Path) -> None:
-    app = make_app(study, start_worker=False)
-    async with app.run_test(size=SIZE) as pilot:
+async def test_help_and_command_palette_list_the_actions(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
+    messages: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -254,12 +243,12 @@ async def test_help_and_command_palette_list_the_actions(study: Path) -> None:
         assert {"Launch selected runs", "Cancel selected runs", "Open heatmaps"} <= set(names)
         await pilot.press("ctrl+p", *"retry sel", "enter")
         await settle(pilot)
-        assert jobs(study)[("base", "train")] == "done"  # retry on a done run changes nothing ...
-        assert any("Nothing to retry" in n.message for n in app._notifications)  # ... and says so
+        assert jobs(states_study)[("base", "train")] == "done"  # retry on a done run changes nothing ...
+        assert any("Nothing to retry" in text for text in toasts(messages))  # ... and says so
 
 
-async def test_run_screen_follows_appended_lines(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_run_screen_follows_appended_lines(states_study: Path) -> None:
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await move_to(pilot, "single-1")
@@ -269,7 +258,7 @@ async def test_run_screen_follows_appended_lines(study: Path) -> None:
         assert isinstance(screen, RunScreen)
         log = screen.log_view
         assert list(log.log_widget.lines) == [f"single-1 line {i}" for i in range(10)]
-        with open(study.parent / "runs" / "single-1" / "train.log", "a") as handle:
+        with open(states_study.parent / "runs" / "single-1" / "train.log", "a") as handle:
             handle.write("".join(f"new line {i}\n" for i in range(200)) + "partial, no newline yet")
         screen.tick()
         await settle(pilot)
@@ -280,7 +269,7 @@ async def test_run_screen_follows_appended_lines(study: Path) -> None:
         # Scroll up: following stops, and lines that arrive meanwhile are counted.
         log.log_widget.scroll_home(animate=False, immediate=True)
         await pilot.pause()
-        with open(study.parent / "runs" / "single-1" / "train.log", "a") as handle:
+        with open(states_study.parent / "runs" / "single-1" / "train.log", "a") as handle:
             handle.write(" done\n" + "".join(f"later {i}\n" for i in range(5)))
         screen.tick()
         await settle(pilot)
@@ -301,14 +290,17 @@ async def test_run_screen_follows_appended_lines(study: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_run_screen_shows_config_checkpoints_and_results(study: Path) -> None:
-    app = make_app(study, start_worker=False)
+async def test_run_screen_shows_config_checkpoints_and_results(states_study: Path) -> None:
+    (states_study.parent / "runs" / "base" / "config.toml").write_text(
+        'kind = "pretrain"\n[train]\nlr = 0.001\n'
+    )
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await move_to(pilot, "base")
         await pilot.press("enter")
         await settle(pilot)
-        from textual.widgets import DataTable
+        from textual.widgets import DataTable, Static, TabbedContent
 
         screen = app.screen
         checkpoints = screen.query_one("#run-checkpoints", DataTable)
@@ -321,3 +313,12 @@ async def test_run_screen_shows_config_checkpoints_and_results(study: Path) -> N
         assert results.get_row_at(0)[:3] == ["atlantis/distance", "abs_error", "400"]
         await pilot.press("4")
         await pilot.pause()
+        tabs = screen.query_one(TabbedContent)
+        assert tabs.active == "tab-results"
+        await pilot.press("2")  # the config tab shows the run's config.toml
+        await pilot.pause()
+        assert tabs.active == "tab-config"
+        console = Console(width=100, color_system=None, record=True)
+        with console.capture() as capture:
+            console.print(screen.query_one("#run-config", Static).content)
+        assert "lr = 0.001" in capture.get() and 'kind = "pretrain"' in capture.get()

@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from ftui.analysis.view import format_value
 from ftui.app import make_app
-from ftui.runner import stop_worker
-from ftui.screens.heatmap_screen import HeatmapScreen, family_matrix
+from ftui.queue.store import Store
+from ftui.queue.worker import stop_worker
+from ftui.screens.heatmap_screen import HeatmapScreen
 from ftui.screens.home_screen import HomeScreen
-from ftui.store import Store
+from ftui.widgets.heatmap_grid import HeatmapGrid
 from ftui.widgets.run_table import RunTable
-from tests.ftui.app_fixtures import make_study
+from tests.ftui.app_fixtures import analysis_matrix, make_study
 
 DEADLINE_S = 240.0
 
@@ -63,13 +66,23 @@ async def test_launch_from_the_app_and_see_the_heatmap_row(tmp_path: Path) -> No
             screen = app.screen
             assert isinstance(screen, HeatmapScreen)
             assert screen.data.registry.heatmaps[screen.choice.heatmap].family == "single"
-            matrix = family_matrix(screen.data, "single", "base", "perfect", "atlantis")
+            matrix = analysis_matrix(screen, "single")
             values = matrix.values
             assert all(math.isfinite(v) for v in values[0])  # single-1: every task evaluated
             assert all(math.isnan(v) for row in values[1:] for v in row)  # the others not launched
             assert matrix.trained[0].tolist() == [True, False, False]
-            grid_text = str(screen.query_one("#panel-actual").render())
-            assert "T" in grid_text
+            # single-1's row on the screen: its three values, "T" after the trained one (distance)
+            console = Console(width=200, color_system=None, record=True)
+            with console.capture() as capture:
+                console.print(screen.query_one("#panel-actual", HeatmapGrid).table)
+            row = next(
+                line.split() for line in capture.get().splitlines() if line.split()[:1] == ["single-1"]
+            )
+            assert row[2:6] == [
+                format_value(float(values[0][0])),
+                "T",
+                *map(format_value, map(float, values[0][1:])),
+            ]
             store.close()
     finally:
         stop_worker(runs_dir)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 
 from ftui.app import FtuiApp, make_app
+from ftui.queue.store import Store
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import Store
 from ftui.widgets.run_table import RunTable
 from tests.data.make_eval_fixtures import write_eval_json
-from tests.ftui.app_fixtures import build_states, make_study
+from tests.ftui.app_fixtures import settle
 
 SIZE = (100, 30)
 # The train.log: set the window title, clear the screen, home the cursor.
@@ -28,20 +27,6 @@ HOSTILE = b"\x1b]0;TITLE\x1b\\" + b"\x1b[2J\x1b[H"
 # What Textual itself writes: SGR styles and absolute cursor moves (`ESC [ row ; col H`), nothing else.
 TEXTUAL_OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d+;\d+H")
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path)
-    build_states(registry)
-    return registry
-
-
-async def settle(pilot: Pilot[int]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def terminal_output(app: FtuiApp) -> str:
@@ -73,8 +58,8 @@ async def open_run(pilot: Pilot[int], key: str) -> RunScreen:
     return screen
 
 
-async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(study: Path) -> None:
-    log = study.parent / "runs" / "single-1" / "train.log"
+async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(states_study: Path) -> None:
+    log = states_study.parent / "runs" / "single-1" / "train.log"
     log.write_bytes(
         b"step 1 loss 3.2\n"
         + HOSTILE
@@ -85,7 +70,7 @@ async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(
         + b"osc8 \x1b]8;;http://x\x07link\x1b]8;;\x07 reset \x1bc.\n"
         + b"unfinished \x1b]0;ANOTHER TITLE"  # a live line that is an unterminated OSC
     )
-    app = make_app(study, start_worker=False)
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run(pilot, "single-1")
         lines = list(screen.log_view.log_widget.lines)
@@ -100,8 +85,8 @@ async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(
         assert_nothing_escapes(app, "TITLE", "hidden")
 
 
-async def test_reasons_names_and_results_from_the_run_folder_are_cleaned(study: Path) -> None:
-    runs = study.parent / "runs"
+async def test_reasons_names_and_results_from_the_run_folder_are_cleaned(states_study: Path) -> None:
+    runs = states_study.parent / "runs"
     store = Store(runs)
     job = next(j for j in store.jobs() if j.run_key == "single-3")
     # A reason as a Slurm message or an engine error could carry it (the store keeps any text).
@@ -114,7 +99,7 @@ async def test_reasons_names_and_results_from_the_run_folder_are_cleaned(study: 
         {"atlantis/distance\x1b[2J\x1b]0;TITLE\x07": ("distance", "abs_error", 1.0)},
     )
     (runs / "base" / "checkpoints" / "evil\x1b]0;TITLE\x07.pt").write_bytes(b"x")
-    app = make_app(study, start_worker=False)
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, HomeScreen)
@@ -140,14 +125,14 @@ def tqdm_bar(updates: int, label: str = "") -> bytes:
     return "".join(redraws).encode() + b"\n"
 
 
-async def test_a_progress_bar_is_one_line_and_its_live_state_is_shown(study: Path) -> None:
-    log = study.parent / "runs" / "single-1" / "train.log"
+async def test_a_progress_bar_is_one_line_and_its_live_state_is_shown(states_study: Path) -> None:
+    log = states_study.parent / "runs" / "single-1" / "train.log"
     lines = [f"line {i}" for i in range(10)]
     # The log: 11 lines, one of them a bar of 2,000 updates. And a Windows line end.
     log.write_bytes(
         "\n".join(lines[:5]).encode() + b"\n" + tqdm_bar(2000) + "\r\n".join(lines[5:]).encode() + b"\r\n"
     )
-    app = make_app(study, start_worker=False)
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run(pilot, "single-1")
         view = screen.log_view
@@ -176,11 +161,11 @@ async def test_a_progress_bar_is_one_line_and_its_live_state_is_shown(study: Pat
         assert_nothing_escapes(app)
 
 
-async def test_ten_bars_keep_every_real_line(study: Path) -> None:
-    log = study.parent / "runs" / "single-1" / "train.log"
+async def test_ten_bars_keep_every_real_line(states_study: Path) -> None:
+    log = states_study.parent / "runs" / "single-1" / "train.log"
     # Ten bars of 2,000 updates: 20,000 redraws, which used to push the real lines past the 20,000-line cap.
     log.write_bytes(b"".join(f"epoch {e}\n".encode() + tqdm_bar(2000, f"epoch {e} ") for e in range(10)))
-    app = make_app(study, start_worker=False)
+    app = make_app(states_study, start_worker=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run(pilot, "single-1")
         shown = list(screen.log_view.log_widget.lines)

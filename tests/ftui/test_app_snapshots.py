@@ -13,31 +13,9 @@ import pytest
 from textual.pilot import Pilot
 
 from ftui.app import make_app
-from tests.data.make_eval_fixtures import make_fixtures
-from tests.ftui.app_fixtures import build_states, make_study
+from tests.ftui.app_fixtures import settle
 
 SIZES = [(80, 24), (160, 50)]
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-@pytest.fixture
-def states_study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path)
-    build_states(registry)
-    return registry
-
-
-@pytest.fixture
-def results_study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path)
-    make_fixtures(registry, tmp_path / "runs", skip=[("pair-3", 7)])
-    return registry
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftui.executors import sbatch
-from ftui.executors.slurm import (
+from ftui.queue.executors import sbatch
+from ftui.queue.executors.slurm import (
     SlurmError,
     SlurmInfo,
     call,
@@ -24,9 +24,10 @@ from ftui.executors.slurm import (
     parse_squeue,
     verdict,
 )
+from ftui.queue.model import SCHEMA_VERSION
+from ftui.queue.store import CANCELLED, DONE, FAILED, QUEUED, JobSpec, Store
+from ftui.queue.worker import Worker
 from ftui.registry import RegistryError, load_registry
-from ftui.runner import Worker
-from ftui.store import CANCELLED, DONE, FAILED, QUEUED, JobSpec, Store
 from tests.conftest import REPO_ROOT
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
@@ -211,6 +212,26 @@ def test_state_mapping(
         assert ended.exit_code == 3 and "slurm job 77 FAILED on node3" in ended.reason
 
 
+@pytest.mark.parametrize(
+    "state, exit_code, cancel, requeues, outcome",
+    [
+        ("COMPLETED", "0:0", False, 0, None),  # done: success by default
+        ("FAILED", "3:0", False, 0, None),  # failed: the engine's own failure
+        ("FAILED", "0:9", False, 0, None),  # the signal makes it `killed` in the store
+        ("TIMEOUT", "0:0", False, 1, "killed"),
+        ("OUT_OF_MEMORY", "0:0", False, 0, "killed"),
+        ("NODE_FAIL", "0:0", False, 0, "lost"),
+        ("BOOT_FAIL", "0:0", False, 0, "lost"),
+    ],
+)
+def test_slurm_endings_name_their_outcome(
+    state: str, exit_code: str, cancel: bool, requeues: int, outcome: str | None
+) -> None:
+    info = SlurmInfo("77", state, "", "gpu", "node3", exit_code)
+    ended = verdict(info, cancel_requested=cancel, requeues=requeues, done_on_disk=state == "COMPLETED")
+    assert ended is not None and ended.outcome == outcome
+
+
 # ---- errors without Slurm -----------------------------------------------------------------------------
 def test_a_missing_slurm_command_is_a_clear_error() -> None:
     with pytest.raises(SlurmError, match="sbatch-that-does-not-exist not found"):
@@ -279,7 +300,40 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     )
     store.record_slurm(job.id, "99", "slurm job 99 submitted", "gpu")
     assert store.job(job.id).slurm_id == "99"  # type: ignore[union-attr]
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_2_database_gets_the_outcomes_of_its_ended_jobs(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.enqueue(
+        [JobSpec(key, key, key, "train") for key in ("ok", "crashed", "killed", "lost", "gone")]
+        + [JobSpec("waits", "waits", "waits", "train", (("gone", "train"),))]
+    )
+    ends = {
+        "ok": (DONE, "exit 0", None),
+        "crashed": (FAILED, "exit 1", None),
+        "killed": (FAILED, "killed by SIGKILL", 9),
+        "lost": (FAILED, "lost: its process ended while no worker watched it", None),
+    }
+    for job in store.jobs():
+        if job.run_key in ends:
+            state, reason, sig = ends[job.run_key]
+            store.claim(job.id, "cpu")
+            store.finish(job.id, state, reason, signal=sig)
+    store.cancel(["gone"])
+    store.close()
+    db = sqlite3.connect(tmp_path / "ftui.db")  # as ftui wrote it before the outcome column
+    db.executescript("ALTER TABLE jobs DROP COLUMN outcome; PRAGMA user_version = 2;")
+    db.close()
+    got = {job.run_key: job.outcome for job in Store(tmp_path).jobs()}
+    assert got == {
+        "ok": "success",
+        "crashed": "failed",
+        "killed": "killed",
+        "lost": "lost",
+        "gone": "cancelled",
+        "waits": "dependency_failed",
+    }
 
 
 def test_runner_slurm_settings_are_parsed_and_checked(tmp_path: Path) -> None:

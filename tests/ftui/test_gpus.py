@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ftui import procs
-from ftui.gpus import Gpu, Slot, build_slots, choose_gpus, job_env
-from ftui.runner import LOG_NAME, stop_worker
-from ftui.store import Store
+from ftui.queue import procs
+from ftui.queue.gpus import Gpu, Slot, build_slots, choose_gpus, job_env
+from ftui.queue.store import Store
+from ftui.queue.worker import LOG_NAME, stop_worker
 from tests.ftui.queue_helpers import mini_study_with, run_ftui, wait_until
 
 UUID0 = "GPU-0a1b2c3d-0000-1111-2222-333344445555"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
-from ftui.store import JobSpec, Store
 from tests.conftest import REPO_ROOT
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"

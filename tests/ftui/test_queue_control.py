@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ftui.heartbeat import read_beat
-from ftui.runner import stop_worker
-from ftui.store import JobSpec, Store
+from ftui.queue.heartbeat import read_beat
+from ftui.queue.store import JobSpec, Store
+from ftui.queue.worker import stop_worker
 from tests.ftui.queue_helpers import mini_study_with, run_ftui, wait_until
 
 pytestmark = pytest.mark.slow

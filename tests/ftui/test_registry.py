@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ftui.registry import Registry, RegistryError, load_registry, write_run_config
-from ftui.registry_types import RunnerSettings
+from ftui.registry.records import RunnerSettings
 from tests.conftest import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "experiments.toml"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ftui.cli import main
-from ftui.runner import worker_pid
-from ftui.store import Store
+from ftui.queue.store import Store
+from ftui.queue.worker import worker_pid
 from tests.conftest import REPO_ROOT
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ftui import procs
-from ftui.runner import Tracked, Worker, ensure_worker, stop_worker, worker_pid
-from ftui.store import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, JobSpec, Store
+from ftui.queue import procs
+from ftui.queue.store import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, JobSpec, Store
+from ftui.queue.worker import Tracked, Worker, ensure_worker, stop_worker, worker_pid
 
 
 @pytest.fixture

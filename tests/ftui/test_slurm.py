@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from ftui.runner import LOG_NAME, ensure_worker, stop_worker, worker_pid
-from ftui.store import Store
+from ftui.queue.store import Store
+from ftui.queue.worker import LOG_NAME, ensure_worker, stop_worker, worker_pid
 from tests.ftui.queue_helpers import events, list_json, mini_study_with, run_ftui
 from tests.ftui.queue_helpers import wait_until as wait_for
 

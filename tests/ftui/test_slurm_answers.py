@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ftui.runner import Worker
-from ftui.store import FAILED, RUNNING, JobSpec, Store
+from ftui.queue.store import FAILED, RUNNING, JobSpec, Store
+from ftui.queue.worker import Worker
 
 SOCKET_TIMEOUT = "slurm_load_jobs error: Socket timed out on send/recv operation"
 
@@ -301,7 +301,7 @@ def test_a_cancel_before_submission_is_honoured(tmp_path: Path, slurm: FakeSlurm
 
 
 def test_the_vanish_rule_is_documented() -> None:
-    from ftui.executors.slurm import MISSES_TO_VANISH, VANISH_AFTER_S
+    from ftui.queue.executors.slurm import MISSES_TO_VANISH, VANISH_AFTER_S
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "slurm.md").read_text()
     assert f"{MISSES_TO_VANISH} answers in a row" in doc and f"{VANISH_AFTER_S:g} s" in doc

@@ -18,11 +18,11 @@ from textual.pilot import Pilot
 
 from ftui.app import make_app
 from ftui.cli import main
+from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
-from ftui.runstate import ProgressReader
+from ftui.rundir import ProgressReader
 from ftui.screens.home_screen import HomeScreen
 from ftui.screens.run_screen import RunScreen
-from ftui.store import JobSpec, Store
 from ftui.widgets.run_table import RunTable
 from tests.conftest import REPO_ROOT
 from tests.ftui.app_fixtures import build_states, make_study, train_events, write_events
@@ -260,3 +260,24 @@ def test_the_app_opening_late_on_a_long_run_shows_the_steady_eta(tmp_path: Path)
         assert progress is not None and progress.action is None  # the start event is not in the tail
         eta = progress.eta_now(now=events[-1]["t"])
         assert eta == pytest.approx((total - events[-1]["step"]) / RATE)
+
+
+# ---- the typed outcome in ftui list --json ---------------------------------------------------------------
+def test_list_json_gives_the_typed_outcome_of_each_run_and_job(
+    states_study: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scripts read what became of a run from `outcome`, never by parsing `reason`."""
+    assert main(["--registry", str(states_study), "list", "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    expected = {
+        "base": "success",
+        "single-1": None,  # running
+        "single-2": None,  # queued
+        "single-3": "failed",
+        "pair-1": None,  # waiting
+        "pair-2": "dependency_failed",
+        "pair-3": "cancelled",
+    }
+    assert {key: rows[key]["outcome"] for key in expected} == expected
+    assert rows["single-3"]["jobs"]["train"]["outcome"] == "failed"
+    assert rows["base"]["jobs"]["eval"]["outcome"] == "success"

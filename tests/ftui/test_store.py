@@ -1,10 +1,11 @@
-"""The job queue (ftui.store), the run-folder readers (ftui.runstate) and the small helpers (procs, gpus).
+"""The job queue (queue.store), the run-folder readers (ftui.rundir) and the small helpers (procs, gpus).
 
 Fast tests: no engine. The worker and the real engine are exercised in test_runner*.py.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,10 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from ftui import procs
-from ftui.gpus import Slot, build_slots, job_env
-from ftui.runstate import ProgressReader, ResultsReader, summarize_results
-from ftui.store import BLOCKED, CANCELLED, DONE, FAILED, QUEUED, RUNNING, WAITING, JobSpec, Store, StoreError
+from ftui.queue import procs
+from ftui.queue.gpus import Slot, build_slots, job_env
+from ftui.queue.store import (
+    BLOCKED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    JobSpec,
+    Store,
+    StoreError,
+)
+from ftui.rundir import EvalResults, ProgressReader, ResultsReader, summarize_results
 
 
 def chain(run: str = "ft", parent: str | None = "pt") -> list[JobSpec]:
@@ -232,9 +244,12 @@ def test_results_reader_and_summary(tmp_path: Path) -> None:
         }
     }
     (tmp_path / "eval.json").write_text(json.dumps(data))
-    assert reader.results(tmp_path) == data
+    assert reader.results(tmp_path) == EvalResults.from_json(data)
+    assert reader.results(tmp_path) is reader.results(tmp_path)  # unchanged file: the cached object
+    results = EvalResults.from_json(data)
     assert (
-        summarize_results(data, ("distance", "compass"), {"distance": "D", "compass": "Co"}) == "D 412 Co 25%"
+        summarize_results(results, ("distance", "compass"), {"distance": "D", "compass": "Co"})
+        == "D 412 Co 25%"
     )
 
 
@@ -296,3 +311,42 @@ def test_gpu_slots_and_environment() -> None:
     assert job_env({"OMP_NUM_THREADS": "5"}, Slot(0, None, 2)) == {"OMP_NUM_THREADS": "5"}
     with pytest.raises(ValueError, match="runner.gpus"):
         build_slots("all", 1, 1)
+
+
+def outcomes(store: Store) -> dict[str, str | None]:
+    return {f"{j.run_key} {j.action}": j.outcome for j in store.jobs()}
+
+
+def test_every_ended_job_has_a_typed_outcome_and_a_requeue_clears_it(tmp_path: Path) -> None:
+    """The outcome beside the free-text reason (pueue's task result): scripts and the app read it, not the
+    reason's words."""
+    store = Store(tmp_path)
+    store.enqueue(chain() + chain("gt"))
+    assert set(outcomes(store).values()) == {None}  # nothing ended yet
+    store.finish(start(store, "pt"), DONE, "exit 0", exit_code=0)
+    store.schedule()
+    store.finish(start(store, "pt", "eval"), FAILED, "exit 1: Traceback ...", exit_code=1)
+    store.finish(start(store, "ft"), FAILED, "killed by SIGKILL", signal=9)
+    store.cancel(["gt"])
+    assert outcomes(store) == {
+        "pt train": "success",
+        "pt eval": "failed",
+        "ft train": "killed",
+        "ft eval": "dependency_failed",
+        "gt train": "cancelled",
+        "gt eval": "cancelled",
+    }
+    store.retry(["ft"])
+    assert outcomes(store)["ft train"] is None and outcomes(store)["ft eval"] is None
+
+
+def test_a_job_lost_while_no_worker_watched_it_says_lost(tmp_path: Path) -> None:
+    from ftui.queue.worker import Worker
+
+    store = Store(tmp_path)
+    store.set_setting("runner", {"on_worker_crash": "fail", "grace_s": 1.0})
+    store.enqueue(chain(parent=None))
+    job_id = start(store, "ft")  # pid 4242 with a start time no live process has
+    assert Worker(tmp_path, log=io.StringIO()).reconcile()
+    job = store.job(job_id)
+    assert job is not None and job.state == FAILED and job.outcome == "lost"

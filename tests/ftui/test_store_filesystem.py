@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ftui.runner import Worker
-from ftui.store import DONE, JobSpec, Store, StoreError, StoreReplaced
+from ftui.queue.store import DONE, JobSpec, Store, StoreError, StoreReplaced
+from ftui.queue.worker import Worker
 from tests.conftest import REPO_ROOT
 from tests.data.make_eval_fixtures import make_fixtures
 from tests.mounts import fill, in_namespace, needs_mounts, read_only, small_disk
@@ -135,7 +135,7 @@ def test_a_full_disk_is_named_with_the_bytes_free(tmp_path: Path) -> None:
     disk.mkdir()
     runs = disk / "runs"
     seed = (
-        "import sys; from ftui.store import Store, JobSpec;"
+        "import sys; from ftui.queue.store import Store, JobSpec;"
         "Store(sys.argv[1]).enqueue([JobSpec('base', 'base', 'base', 'train')])"
     )
     setup = "\n".join(

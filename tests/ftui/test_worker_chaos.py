@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from ftui import heartbeat, procs
-from ftui.runner import LOG_NAME, start_worker, worker_pid
-from ftui.store import Store
+from ftui.queue import heartbeat, procs
+from ftui.queue.store import Store
+from ftui.queue.worker import LOG_NAME, start_worker, worker_pid
 from tests.ftui.queue_helpers import events, list_json, mini_study_with, run_ftui
 from tests.ftui.queue_helpers import wait_until as wait_for
 
@@ -51,7 +51,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def ours(runs: Path) -> dict[int, list[str]]:
-    """Live (non-zombie) processes working on `runs`: workers (`-m ftui.runner RUNS`) and engines."""
+    """Live (non-zombie) processes working on `runs`: workers (`-m ftui.queue.worker RUNS`) and engines."""
     found = {}
     needle = str(runs)
     for entry in procs.PROC.iterdir():
@@ -202,7 +202,7 @@ def test_a_signal_storm_neither_stops_the_heartbeat_nor_the_queue_and_sigterm_en
     log = runs / LOG_NAME
     with open(log, "ab") as out:  # our child, so its exit status is ours to check
         worker = subprocess.Popen(
-            [sys.executable, "-m", "ftui.runner", str(runs), "--poll", "0.001", "--idle-exit", "600"],
+            [sys.executable, "-m", "ftui.queue.worker", str(runs), "--poll", "0.001", "--idle-exit", "600"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

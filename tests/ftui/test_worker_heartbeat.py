@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from ftui import procs
 from ftui.app import make_app
-from ftui.launching import launch
+from ftui.queue import procs
+from ftui.queue.launching import launch
+from ftui.queue.store import RUNNING, Store
+from ftui.queue.worker import LOCK_NAME, LOG_NAME, start_worker, stop_worker, worker_pid
 from ftui.registry import load_registry
-from ftui.runner import LOCK_NAME, LOG_NAME, start_worker, stop_worker, worker_pid
-from ftui.store import RUNNING, Store
 from tests.ftui.queue_helpers import mini_study_with, run_ftui
 from tests.ftui.queue_helpers import wait_until as wait_for
 

@@ -1,9 +1,9 @@
 """Issue 13, fault 1: the worker's signal handlers must never deadlock or nest until RecursionError.
 
-On the old code a burst of SIGCHLD killed `python -m ftui.runner DIR --poll 0.0005` within two seconds with
+On the old code a burst of SIGCHLD killed a worker polling every 0.0005 s within two seconds with
 `RecursionError ... lost sys.stderr` (its handler called `threading.Event.set()`, which takes a lock the
 interrupted main thread may hold). Every handler in ftui/ and engine/ may only assign a flag; the wake-up
-goes through `signal.set_wakeup_fd` (ftui/wakeup.py).
+goes through `signal.set_wakeup_fd` (ftui/queue/wakeup.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     log = runs / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ftui.runner", str(runs), "--poll", "0.0005", "--idle-exit", "600"],
+            [sys.executable, "-m", "ftui.queue.worker", str(runs), "--poll", "0.0005", "--idle-exit", "600"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

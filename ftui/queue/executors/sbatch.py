@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ftui.rundir import LOG
+
 SCRIPT_NAME = "job.sbatch"
-LOG_NAME = "train.log"
+LOG_NAME = LOG
 
 # [runner.slurm] key -> sbatch option
 OPTIONS: tuple[tuple[str, str], ...] = (

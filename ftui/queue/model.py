@@ -1,12 +1,12 @@
-"""The job queue's data model: states, the SQLite schema, and the rows (`Job`) and requests (`JobSpec`)."""
+"""The job queue's data model: states, outcomes, the SQLite schema, and the rows (`Job`) and requests
+(`JobSpec`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 DB_NAME = "ftui.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
     "queued",
@@ -22,6 +22,26 @@ OPEN_STATES = (QUEUED, WAITING, RUNNING, BLOCKED)  # a launch leaves these alone
 PENDING_STATES = (QUEUED, WAITING, RUNNING)  # the worker has work while any job is in one of these
 BROKEN_STATES = (FAILED, CANCELLED, BLOCKED)  # a job depending on one of these cannot run
 ACTIONS = ("train", "eval")
+
+# What became of an ended job, beside its free-text reason (pueue's task result): scripts reading
+# `ftui list --json` and the app read this instead of parsing reasons. None while a job has not ended.
+SUCCESS, FAILURE, KILLED, CANCELLED_OUTCOME, DEPENDENCY_FAILED, LOST = (
+    "success",
+    "failed",  # the engine exited with an error (or left no result)
+    "killed",  # stopped from outside: a signal, SIGTERM's exit 143, Slurm's time limit or memory limit
+    "cancelled",  # by the user (ftui cancel, scancel)
+    "dependency_failed",  # blocked: a job it needs failed, was cancelled or is blocked
+    "lost",  # its process ended while no worker watched it, or Slurm forgot it
+)
+OUTCOMES = (SUCCESS, FAILURE, KILLED, CANCELLED_OUTCOME, DEPENDENCY_FAILED, LOST)
+
+
+def default_outcome(state: str, signal: int | None = None) -> str | None:
+    """The outcome a job in `state` has unless its ending says more (killed, lost)."""
+    if state == FAILED:
+        return KILLED if signal is not None else FAILURE
+    return {DONE: SUCCESS, CANCELLED: CANCELLED_OUTCOME, BLOCKED: DEPENDENCY_FAILED}.get(state)
+
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,6 +73,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     partition TEXT,
     node TEXT,
     requeues INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT CHECK (outcome IS NULL OR outcome IN ({", ".join(repr(o) for o in OUTCOMES)})),
     UNIQUE (run_key, action)
 );
 CREATE TABLE IF NOT EXISTS deps (
@@ -81,6 +102,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE jobs ADD COLUMN partition TEXT",
         "ALTER TABLE jobs ADD COLUMN node TEXT",
         "ALTER TABLE jobs ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0",
+    ),
+    3: (  # the typed outcome; jobs that ended before it get theirs from their state, signal and reason
+        "ALTER TABLE jobs ADD COLUMN outcome TEXT"
+        f" CHECK (outcome IS NULL OR outcome IN ({', '.join(repr(o) for o in OUTCOMES)}))",
+        "UPDATE jobs SET outcome = CASE"
+        f" WHEN state = '{DONE}' THEN '{SUCCESS}'"
+        f" WHEN state = '{CANCELLED}' THEN '{CANCELLED_OUTCOME}'"
+        f" WHEN state = '{BLOCKED}' THEN '{DEPENDENCY_FAILED}'"
+        f" WHEN state = '{FAILED}' AND reason LIKE 'lost%' THEN '{LOST}'"
+        f" WHEN state = '{FAILED}' AND signal IS NOT NULL THEN '{KILLED}'"
+        f" WHEN state = '{FAILED}' THEN '{FAILURE}'"
+        " END",
     ),
 }
 EXECUTORS = ("local", "slurm")
@@ -125,10 +158,8 @@ class Job:
     partition: str | None = None
     node: str | None = None  # Slurm's node list once the job runs
     requeues: int = 0  # automatic re-queues after a Slurm TIMEOUT or PREEMPTED
+    outcome: str | None = None  # one of OUTCOMES once the job ended (see there); None before
     deps: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"deps": list(self.deps)}
 
 
 JOB_COLUMNS = [f.name for f in fields(Job) if f.name != "deps"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ftui.executors.base import Ended, signal_name
-from ftui.store import CANCELLED, DONE, FAILED
+from ftui.queue.executors.base import Ended, signal_name
+from ftui.queue.model import KILLED, LOST
+from ftui.queue.store import CANCELLED, DONE, FAILED
 
 MAX_REQUEUES = 1  # automatic re-queues after TIMEOUT or PREEMPTED (the engine resumes from its checkpoint)
 
@@ -42,6 +43,13 @@ FAILURES: dict[str, str] = {
     "NODE_FAIL": "its node failed",
     "BOOT_FAIL": "its node failed to boot",
     "DEADLINE": "it missed its deadline",
+}
+# The outcome of those that are not the job's own failure: Slurm stopped it, or it went down with its node.
+FAILURE_OUTCOMES: dict[str, str] = {
+    "OUT_OF_MEMORY": KILLED,
+    "DEADLINE": KILLED,
+    "NODE_FAIL": LOST,
+    "BOOT_FAIL": LOST,
 }
 
 
@@ -162,7 +170,11 @@ def verdict(
         if requeues < MAX_REQUEUES:
             return None
         return Ended(
-            FAILED, f"slurm job {jid} {state} again after {requeues} re-queue(s){where}", code, sig or None
+            FAILED,
+            f"slurm job {jid} {state} again after {requeues} re-queue(s){where}",
+            code,
+            sig or None,
+            outcome=KILLED,
         )
     meaning = FAILURES.get(state, "ended")
     if state == "FAILED" and sig:
@@ -171,4 +183,5 @@ def verdict(
         detail = f"{'bad config' if code == 2 else 'exit'} {code}"
     else:
         detail = meaning
-    return Ended(FAILED, f"slurm job {jid} {state}{where}: {detail}{words}", code, sig or None)
+    reason = f"slurm job {jid} {state}{where}: {detail}{words}"
+    return Ended(FAILED, reason, code, sig or None, outcome=FAILURE_OUTCOMES.get(state))

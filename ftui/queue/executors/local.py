@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ftui import procs
-from ftui.executors.base import JOB_TAG, Executor, exit_outcome, job_tag
-from ftui.gpus import Slot, job_env
-from ftui.store import FAILED, RUNNING, Job
+from ftui.queue import procs
+from ftui.queue.executors.base import JOB_TAG, Executor, exit_outcome, job_tag
+from ftui.queue.gpus import Slot, job_env
+from ftui.queue.store import FAILED, RUNNING, Job
+from ftui.rundir import LOG
 
 
 @dataclass
@@ -87,7 +88,12 @@ class LocalExecutor(Executor):
                 procs.signal_group(t.pgid, signal.SIGKILL)
             ended = exit_outcome(self.store, job, rc)
             self.store.finish(
-                job_id, ended.state, ended.reason, exit_code=ended.exit_code, signal=ended.signal
+                job_id,
+                ended.state,
+                ended.reason,
+                exit_code=ended.exit_code,
+                signal=ended.signal,
+                outcome=ended.outcome,
             )
             del self.tracked[job_id]  # only after the outcome is committed (a locked db retries next pass)
             self.log(f"{job.run_key} {job.action}: {ended.state} ({ended.reason})")
@@ -118,7 +124,7 @@ class LocalExecutor(Executor):
             cmd.append("--restart")
         env = job_env(os.environ, slot) | {JOB_TAG: job_tag(self.store, job), "PYTHONUNBUFFERED": "1"}
         try:
-            with open(run_dir / "train.log", "ab") as log:
+            with open(run_dir / LOG, "ab") as log:
                 header = f"\n==== ftui: {job.action} attempt {job.attempts} on {slot.label} at "
                 log.write(f"{header}{time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
                 log.flush()

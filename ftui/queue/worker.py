@@ -1,15 +1,15 @@
 """The worker daemon: runs the queued jobs of one runs folder, detached from any terminal.
 
 One worker per runs folder (an fcntl lock on `runs/.worker.lock`; a second worker exits quietly). It beats a
-heartbeat on each pass (ftui.heartbeat); one that holds the lock but has stopped beating is replaced by the
-next `start_worker`. Its signal handlers only set a flag; signals wake its sleep through a pipe (ftui.wakeup).
+heartbeat on each pass (heartbeat); one that holds the lock but has stopped beating is replaced by the
+next `start_worker`. Its signal handlers only set a flag; signals wake its sleep through a pipe (wakeup).
 It never reads the registry: a job row and its run folder hold everything it needs, so queued work keeps
 running when experiments.toml changes. The worker keeps the queue (dependencies, states, retries); each job's
-executor runs it: `local` engine processes (ftui.executors.local: own session and process group, adopted by
-the next worker after a crash) or `slurm` batch jobs (ftui.executors.slurm: submitted when ready, polled,
+executor runs it: `local` engine processes (executors.local: own session and process group, adopted by
+the next worker after a crash) or `slurm` batch jobs (executors.slurm: submitted when ready, polled,
 scancel).
 
-    python -m ftui.runner RUNS_DIR [--idle-exit S] [--poll S]     (what `start_worker` starts)
+    python -m ftui.queue.worker RUNS_DIR [--idle-exit S] [--poll S]     (what `start_worker` starts)
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ftui import heartbeat, procs
-from ftui.executors.base import JOB_TAG, Executor, finished_on_disk, signal_name
-from ftui.executors.local import LocalExecutor, Tracked
-from ftui.executors.slurm import SlurmExecutor
-from ftui.gpus import Gpu, Slot, build_slots, choose_gpus
-from ftui.heartbeat import LOCK_NAME
-from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
-from ftui.wakeup import Wakeup
+from ftui.queue import heartbeat, procs
+from ftui.queue.executors.base import JOB_TAG, Executor, finished_on_disk, signal_name
+from ftui.queue.executors.local import LocalExecutor, Tracked
+from ftui.queue.executors.slurm import SlurmExecutor
+from ftui.queue.gpus import Gpu, Slot, build_slots, choose_gpus
+from ftui.queue.heartbeat import LOCK_NAME
+from ftui.queue.model import LOST
+from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
+from ftui.queue.wakeup import Wakeup
+from ftui.rundir import has_config
 
 __all__ = [
     "JOB_TAG",
@@ -153,7 +155,7 @@ def start_worker(
         idle_exit_s = float(os.environ["FTUI_WORKER_IDLE_EXIT"])
     if poll_s is None and os.environ.get("FTUI_WORKER_POLL"):
         poll_s = float(os.environ["FTUI_WORKER_POLL"])
-    cmd = [sys.executable, "-m", "ftui.runner", str(runs_dir), *replaced]
+    cmd = [sys.executable, "-m", "ftui.queue.worker", str(runs_dir), *replaced]
     if idle_exit_s is not None:
         cmd += ["--idle-exit", str(idle_exit_s)]
     if poll_s is not None:
@@ -294,12 +296,6 @@ class Worker:
         """SIGTERM or SIGINT arrived (the handler set the flag), or `request_stop` was called."""
         return self._stop or (self._wakeup is not None and self._wakeup.stop_signal != 0)
 
-    def request_stop(self) -> None:
-        """Stop at the next check (from another thread, e.g. a test running the worker in a thread)."""
-        self._stop = True
-        if self._wakeup is not None:
-            self._wakeup.wake()
-
     # ---- heartbeat ----------------------------------------------------------------------------------------
     def beat(self, state: str | None = None) -> None:
         """Record that the loop is alive: at most every BEAT_EVERY_S, at once when the state changes. Only the
@@ -407,7 +403,9 @@ class Worker:
                 )
                 self.log(f"re-queued interrupted {job.run_key} {job.action}")
             else:
-                self.store.finish(job.id, FAILED, "lost: its process ended while no worker watched it")
+                self.store.finish(
+                    job.id, FAILED, "lost: its process ended while no worker watched it", outcome=LOST
+                )
                 self.log(f"lost {job.run_key} {job.action}")
         return True
 
@@ -466,7 +464,7 @@ class Worker:
         claimed = self.store.claim(job.id, slot.label if slot is not None else job.executor)
         if claimed is None:
             return False
-        if not (run_dir / "config.toml").is_file():
+        if not has_config(run_dir):
             why = "run directory missing" if not run_dir.is_dir() else "config.toml missing"
             self.store.finish(job.id, FAILED, f"{why}: {run_dir} (run `ftui launch` to write it)")
             return False
@@ -474,7 +472,7 @@ class Worker:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ftui.runner", description="the ftui worker daemon")
+    parser = argparse.ArgumentParser(prog="python -m ftui.queue.worker", description="the ftui worker daemon")
     parser.add_argument("runs_dir", type=Path)
     parser.add_argument("--idle-exit", type=float, default=10.0, help="exit after this many idle seconds")
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between passes over the queue")

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ftui.runstate import is_trained
-from ftui.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
+from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
+from ftui.rundir import has_config, is_trained
+
+if TYPE_CHECKING:
+    from ftui.registry import Registry
+    from ftui.registry.records import Run, RunnerSettings
 
 
 class LaunchError(Exception):
@@ -59,13 +63,13 @@ def _names(items: Any, limit: int = 8) -> str:
 
 
 def plan(
-    registry: Any, runs: Sequence[Any], actions: Sequence[str], *, only: bool, force: bool
+    registry: Registry, runs: Sequence[Run], actions: Sequence[str], *, only: bool, force: bool
 ) -> list[JobSpec]:
     """Job specs for `runs`, dependencies first: each run's train (after its parent's train) and/or eval
     (after its own train). Without `only`, the parents' trainings are planned too (never forced)."""
     specs: dict[tuple[str, str], JobSpec] = {}
 
-    def add_train(run: Any, forced: bool, with_parents: bool) -> None:
+    def add_train(run: Run, forced: bool, with_parents: bool) -> None:
         parents = registry.dependencies(run)
         if with_parents:
             for parent in parents:
@@ -86,8 +90,8 @@ def plan(
 
 
 def launch(
-    registry: Any,
-    runs: Sequence[Any],
+    registry: Registry,
+    runs: Sequence[Run],
     runs_dir: Path,
     *,
     profile: str | None = None,
@@ -102,9 +106,9 @@ def launch(
     (nothing queued) for an unknown executor or a forced redo of a running job, and the registry's
     RegistryError for a bad config or a config clash. `executor` overrides [runner] executor for the jobs
     this launch queues (jobs already queued keep theirs)."""
+    from ftui.queue.worker import WorkerStart
+    from ftui.queue.worker import start_worker as start_worker_for
     from ftui.registry import write_run_config
-    from ftui.runner import WorkerStart
-    from ftui.runner import start_worker as start_worker_for
 
     settings = registry.runner
     if executor is not None:
@@ -146,7 +150,7 @@ def launch(
     for key in dict.fromkeys(s.run_key for s in kept_specs):
         run_dir = runs_dir / by_key[key].rel_dir
         forced = any(s.force for s in kept_specs if s.run_key == key)
-        if forced or not is_trained(run_dir) or not (run_dir / "config.toml").is_file():
+        if forced or not is_trained(run_dir) or not has_config(run_dir):
             write_run_config(registry, by_key[key], runs_dir, profile, force=forced)
     store.set_setting("runner", _settings_dict(settings))
     result = store.enqueue(kept_specs)
@@ -156,7 +160,7 @@ def launch(
     return LaunchReport(result, not_trained, started.pid, started.note)
 
 
-def _settings_dict(settings: Any) -> dict[str, Any]:
+def _settings_dict(settings: RunnerSettings) -> dict[str, Any]:
     data = asdict(settings)
     if isinstance(data.get("gpus"), tuple):
         data["gpus"] = list(data["gpus"])

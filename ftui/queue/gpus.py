@@ -170,7 +170,3 @@ def job_env(base: Mapping[str, str], slot: Slot) -> dict[str, str]:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = slot.device if slot.device is not None else str(slot.gpu)
     return env
-
-
-def current_env() -> dict[str, str]:
-    return dict(os.environ)

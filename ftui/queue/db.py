@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from ftui.atomic import free_bytes, no_space_message
-from ftui.store_model import MIGRATIONS, SCHEMA, SCHEMA_VERSION, StoreError, StoreReplaced
+from ftui.queue.model import MIGRATIONS, SCHEMA, SCHEMA_VERSION, StoreError, StoreReplaced
 
 
 class QueueDatabase:

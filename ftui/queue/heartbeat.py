@@ -9,7 +9,7 @@
 
 A worker silent for `NOT_RESPONDING_S` is shown as "not responding"; one silent for `stuck_after_s()` (and
 verified by pid AND start time, on this host) is killed and replaced by the next `ftui launch`, `retry`,
-`cancel` or app action (ftui.runner.start_worker). Readers never need write access to the runs folder.
+`cancel` or app action (ftui.queue.worker.start_worker). Readers never need write access to the runs folder.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ftui import procs
+from ftui.queue import procs
 
 LOCK_NAME = ".worker.lock"
 HEARTBEAT_NAME = ".worker.heartbeat"
 BEAT_EVERY_S = 0.1  # at most this often on disk (a pass can be sub-millisecond); a state change is immediate
 NOT_RESPONDING_S = 10.0  # longer than any pass of a healthy local worker (a locked database waits 10 s)
-# Longer than the slowest healthy pass: a Slurm command may take its full 30 s timeout (ftui.executors.slurm),
+# Longer than the slowest healthy pass: a Slurm command may take its full 30 s timeout (executors/slurm.py),
 # and the worker beats between the parts of a pass. Killing a healthy worker loses nothing (its engines run
 # on and the new worker adopts them), but the threshold keeps it rare.
 STUCK_S = 120.0

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftui.gpus import Slot
-from ftui.store import CANCELLED, DONE, FAILED, Job, Store
+from ftui.queue.gpus import Slot
+from ftui.queue.model import KILLED
+from ftui.queue.store import CANCELLED, DONE, FAILED, Job, Store
+from ftui.rundir import LOG, has_product, product_name
 
 JOB_TAG = "FTUI_JOB"  # in each engine's environment: finds a process started just before a worker crash
 
@@ -33,6 +35,7 @@ class Ended:
     reason: str
     exit_code: int | None = None
     signal: int | None = None
+    outcome: str | None = None  # None: the state's default (queue.model.default_outcome)
 
 
 class Executor(ABC):
@@ -71,19 +74,13 @@ def job_tag(store: Store, job: Job) -> str:
 
 def finished_on_disk(store: Store, job: Job) -> bool:
     """The job's product exists: checkpoints/final.pt for training, an eval.json newer than its start."""
-    run_dir = store.run_dir(job.rel_dir)
-    if job.action == "train":
-        return (run_dir / "checkpoints" / "final.pt").is_file()
-    try:
-        return (run_dir / "eval.json").stat().st_mtime >= (job.started or 0)
-    except OSError:
-        return False
+    return has_product(store.run_dir(job.rel_dir), job.action, since=job.started or 0)
 
 
 def last_words(store: Store, job: Job) -> str:
     """The last line of the run's log, so `ftui list` says why without opening it."""
     try:
-        with open(store.run_dir(job.rel_dir) / "train.log", "rb") as f:
+        with open(store.run_dir(job.rel_dir) / LOG, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
             lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
@@ -108,11 +105,10 @@ def exit_outcome(store: Store, job: Job, rc: int | None) -> Ended:
     if rc == 0:
         if finished_on_disk(store, job):
             return Ended(DONE, "exit 0", 0)
-        what = "checkpoints/final.pt" if job.action == "train" else "a new eval.json"
-        return Ended(FAILED, f"exit 0 but no {what}", 0)
+        return Ended(FAILED, f"exit 0 but no {product_name(job.action)}", 0)
     if sig is not None:
         return Ended(FAILED, f"killed by {signal_name(sig)}", None, sig)
     if rc == 143:
-        return Ended(FAILED, "terminated by SIGTERM (checkpoint saved)", rc)
+        return Ended(FAILED, "terminated by SIGTERM (checkpoint saved)", rc, outcome=KILLED)
     label = "bad config" if rc == 2 else "exit"
     return Ended(FAILED, f"{label} {rc}{last_words(store, job)}", rc)

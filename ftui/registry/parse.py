@@ -15,9 +15,18 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from ftui.registry_experiments import check_parents, parse_experiments, parse_heatmaps, parse_task_sets
-from ftui.registry_profiles import check_profiles_against_experiments, parse_profiles
-from ftui.registry_schema import (
+from ftui.registry.experiments import check_parents, parse_experiments, parse_heatmaps, parse_task_sets
+from ftui.registry.profiles import check_profiles_against_experiments, parse_profiles
+from ftui.registry.records import (
+    Experiment,
+    HeatmapDef,
+    Profile,
+    RunnerSettings,
+    SlurmSettings,
+    Study,
+    TaskInfo,
+)
+from ftui.registry.schema import (
     CRASH_POLICIES,
     EXECUTORS,
     NORMALISATIONS,
@@ -34,16 +43,7 @@ from ftui.registry_schema import (
     seed_list,
     table_of,
 )
-from ftui.registry_tasks import engine_task_names
-from ftui.registry_types import (
-    Experiment,
-    HeatmapDef,
-    Profile,
-    RunnerSettings,
-    SlurmSettings,
-    Study,
-    TaskInfo,
-)
+from ftui.registry.tasks import engine_task_names
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ftui.registry_schema import (
+from ftui.registry.records import Experiment, Profile, frozen_map
+from ftui.registry.schema import (
     KINDS,
     PROFILE_KEYS,
     PROFILE_SECTIONS,
@@ -18,7 +19,6 @@ from ftui.registry_schema import (
     did_you_mean,
     is_safe_name,
 )
-from ftui.registry_types import Experiment, Profile, frozen_map
 
 
 def parse_profiles(ctx: Collector, raw: dict[str, Any]) -> dict[str, Profile]:

@@ -22,10 +22,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ftui import store_tx as tx
-from ftui.runstate import ProgressReader, ResultsReader, RunProgress, StrPath, is_evaluated, is_trained
-from ftui.store_db import QueueDatabase
-from ftui.store_model import (  # re-exported: the queue's public names live here
+from ftui.queue import transitions as tx
+from ftui.queue.db import QueueDatabase
+from ftui.queue.model import (  # re-exported: the queue's public names live here
     ACTIONS,
     BLOCKED,
     BROKEN_STATES,
@@ -47,6 +46,7 @@ from ftui.store_model import (  # re-exported: the queue's public names live her
     StoreError,
     StoreReplaced,
 )
+from ftui.rundir import EvalResults, ProgressReader, ResultsReader, RunProgress, StrPath, has_product
 
 __all__ = [
     "ACTIONS",
@@ -197,7 +197,7 @@ class Store:
         """Progress of a run from its events.jsonl (incremental; an unchanged file costs one stat)."""
         return self._progress.progress(run_dir)
 
-    def run_results(self, run_dir: StrPath) -> dict[str, Any] | None:
+    def run_results(self, run_dir: StrPath) -> EvalResults | None:
         """The run's eval.json, parsed (cached until the file changes), or None."""
         return self._results.results(run_dir)
 
@@ -253,7 +253,7 @@ class Store:
                             tx.settle(c, job_id)
                             changed = True
                         if force_this and spec.action == "train" and not row["restart"]:
-                            c.execute("UPDATE jobs SET restart = 1 WHERE id = ?", [job_id])  # not started yet
+                            tx.update(c, job_id, restart=1)  # not started yet
                             changed = True
                     (result.queued if changed else result.kept).append(tx.job(c, job_id))
                     continue
@@ -268,32 +268,17 @@ class Store:
                     continue
                 restart = int(force_this and spec.action == "train")
                 if row is None:
-                    now = time.time()
-                    cur = c.execute(
-                        "INSERT INTO jobs(run_key, experiment, rel_dir, action, state, seq, restart, created,"
-                        " updated, executor)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            spec.run_key,
-                            spec.experiment,
-                            spec.rel_dir,
-                            spec.action,
-                            WAITING,
-                            0,
-                            restart,
-                            now,
-                            now,
-                            spec.executor,
-                        ],
-                    )
-                    job_id = int(cur.lastrowid or 0)
-                    tx.log(c, job_id, None, WAITING, "launched")
+                    job_id = tx.insert(c, spec, WAITING, restart, "launched")
                 else:
                     job_id = row["id"]
-                    c.execute(
-                        "UPDATE jobs SET rel_dir = ?, experiment = ?, restart = ?, executor = ?, requeues = 0"
-                        " WHERE id = ?",
-                        [spec.rel_dir, spec.experiment, restart, spec.executor, job_id],
+                    tx.update(
+                        c,
+                        job_id,
+                        rel_dir=spec.rel_dir,
+                        experiment=spec.experiment,
+                        restart=restart,
+                        executor=spec.executor,
+                        requeues=0,
                     )
                 self._requeue(
                     c, job_id, dep_ids, "launched" if row is None else f"relaunched (was {row['state']})"
@@ -302,10 +287,9 @@ class Store:
         return result
 
     def _finished_on_disk(self, spec: JobSpec, own_train_open: bool) -> bool:
-        run_dir = self.run_dir(spec.rel_dir)
-        if spec.action == "train":
-            return is_trained(run_dir)
-        return is_evaluated(run_dir) and not own_train_open  # an eval.json older than a new training is stale
+        if spec.action == "eval" and own_train_open:
+            return False  # an eval.json older than a new training is stale
+        return has_product(self.run_dir(spec.rel_dir), spec.action)
 
     def cancel(self, run_keys: Sequence[str], actions: Sequence[str] = ACTIONS) -> list[Job]:
         """Cancel the open jobs of `run_keys`: pending ones at once, running ones by asking the worker
@@ -320,9 +304,12 @@ class Store:
                         continue
                     if row["state"] == RUNNING:
                         if not row["cancel_requested"]:
-                            c.execute(
-                                "UPDATE jobs SET cancel_requested = 1, reason = ?, updated = ? WHERE id = ?",
-                                ["cancel requested", time.time(), row["id"]],
+                            tx.update(
+                                c,
+                                row["id"],
+                                cancel_requested=1,
+                                reason="cancel requested",
+                                updated=time.time(),
                             )
                             tx.log(c, row["id"], RUNNING, RUNNING, "cancel requested")
                     else:
@@ -354,7 +341,7 @@ class Store:
                     todo = broken + [job_id] + todo
                     seen.discard(job_id)
                     continue
-                c.execute("UPDATE jobs SET restart = 0, requeues = 0 WHERE id = ?", [job_id])
+                tx.update(c, job_id, restart=0, requeues=0)
                 self._requeue(c, job_id, dep_ids, f"retried (was {state})")
             # report every job that left a broken state: the retried ones and the dependants they unblocked
             after = {r["id"]: r["state"] for r in c.execute("SELECT id, state FROM jobs")}
@@ -365,13 +352,9 @@ class Store:
         """Put a job back in the queue (fresh process fields, new queue position); unblock its dependants."""
         c.execute("DELETE FROM deps WHERE job_id = ?", [job_id])
         c.executemany("INSERT INTO deps(job_id, dep_id) VALUES (?, ?)", [(job_id, d) for d in dep_ids])
-        now = time.time()
-        c.execute(
-            "UPDATE jobs SET seq = ?, pid = NULL, pid_start = NULL, pgid = NULL, slot = NULL,"
-            " exit_code = NULL, signal = NULL, cancel_requested = 0, cancel_sent = NULL, queued_at = ?,"
-            " started = NULL, finished = NULL, slurm_id = NULL, node = NULL WHERE id = ?",
-            [tx.next_seq(c), now, job_id],
-        )
+        fresh = dict.fromkeys(("pid", "pid_start", "pgid", "slot", "exit_code", "signal", "cancel_sent"))
+        fresh.update(dict.fromkeys(("started", "finished", "slurm_id", "node")))
+        tx.update(c, job_id, seq=tx.next_seq(c), cancel_requested=0, queued_at=time.time(), **fresh)
         tx.set_state(c, job_id, WAITING, reason)
         tx.settle(c, job_id)
         tx.unblock_dependants(c, job_id)
@@ -388,12 +371,8 @@ class Store:
         with self._tx() as c:
             if tx.state_of(c, job_id) != QUEUED:
                 return None
-            now = time.time()
-            c.execute(
-                "UPDATE jobs SET slot = ?, attempts = attempts + 1, started = ?, finished = NULL"
-                " WHERE id = ?",
-                [slot, now, job_id],
-            )
+            attempts = int(c.execute("SELECT attempts FROM jobs WHERE id = ?", [job_id]).fetchone()[0])
+            tx.update(c, job_id, slot=slot, attempts=attempts + 1, started=time.time(), finished=None)
             tx.set_state(c, job_id, RUNNING, "starting")
             return tx.job(c, job_id)
 
@@ -401,25 +380,46 @@ class Store:
         self, job_id: int, pid: int, pid_start: int | None, pgid: int, reason: str = "running"
     ) -> None:
         with self._tx() as c:
-            c.execute(
-                "UPDATE jobs SET pid = ?, pid_start = ?, pgid = ?, restart = 0, reason = ?, updated = ?"
-                " WHERE id = ?",
-                [pid, pid_start, pgid, reason, time.time(), job_id],
+            tx.update(
+                c,
+                job_id,
+                pid=pid,
+                pid_start=pid_start,
+                pgid=pgid,
+                restart=0,
+                reason=reason,
+                updated=time.time(),
             )
 
     def mark_cancel_sent(self, job_id: int, t: float) -> None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET cancel_sent = ? WHERE id = ?", [t, job_id])
+            tx.update(c, job_id, cancel_sent=t)
 
     def finish(
-        self, job_id: int, state: str, reason: str, *, exit_code: int | None = None, signal: int | None = None
+        self,
+        job_id: int,
+        state: str,
+        reason: str,
+        *,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        outcome: str | None = None,
     ) -> Job:
-        """running -> done | failed | cancelled, with the exit status; a failure blocks its dependants."""
+        """running -> done | failed | cancelled, with the exit status and the outcome (default: the state's,
+        `killed` for a failure by a signal); a failure blocks its dependants."""
         if state not in (DONE, FAILED, CANCELLED):
             raise ValueError(f"finish: state must be done, failed or cancelled, not {state!r}")
         with self._tx() as c:
-            c.execute("UPDATE jobs SET exit_code = ?, signal = ? WHERE id = ?", [exit_code, signal, job_id])
-            tx.set_state(c, job_id, state, reason, finished=time.time())
+            tx.set_state(
+                c,
+                job_id,
+                state,
+                reason,
+                outcome=outcome,
+                exit_code=exit_code,
+                signal=signal,
+                finished=time.time(),
+            )
             if state != DONE:
                 tx.block_dependants(c, job_id)
             return tx.job(c, job_id)
@@ -433,19 +433,29 @@ class Store:
     def record_slurm(self, job_id: int, slurm_id: str, reason: str, partition: str | None = None) -> None:
         """A submitted Slurm job: its id (the job runs there now; `--restart` was passed on to it)."""
         with self._tx() as c:
-            c.execute(
-                "UPDATE jobs SET slurm_id = ?, partition = ?, restart = 0, reason = ?, updated = ?"
-                " WHERE id = ?",
-                [slurm_id, partition, reason, time.time(), job_id],
+            tx.update(
+                c,
+                job_id,
+                slurm_id=slurm_id,
+                partition=partition,
+                restart=0,
+                reason=reason,
+                updated=time.time(),
             )
 
     def update_slurm(self, job_id: int, reason: str, partition: str | None, node: str | None) -> None:
         """What Slurm says about a job that has not ended (PENDING with its reason, RUNNING on a node)."""
         with self._tx() as c:
-            c.execute(
-                "UPDATE jobs SET reason = ?, partition = COALESCE(?, partition), node = COALESCE(?, node),"
-                " updated = ? WHERE id = ?",
-                [reason, partition, node, time.time(), job_id],
+            row = c.execute("SELECT partition, node FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if row is None:
+                return
+            tx.update(
+                c,
+                job_id,
+                reason=reason,
+                partition=partition if partition is not None else row["partition"],
+                node=node if node is not None else row["node"],
+                updated=time.time(),
             )
 
     def requeue_after_limit(self, job_id: int, reason: str) -> None:
@@ -453,7 +463,8 @@ class Store:
         checkpoint); `requeues` counts these so a second hit fails instead of looping."""
         with self._tx() as c:
             deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
-            c.execute("UPDATE jobs SET requeues = requeues + 1, restart = 0 WHERE id = ?", [job_id])
+            requeues = int(c.execute("SELECT requeues FROM jobs WHERE id = ?", [job_id]).fetchone()[0])
+            tx.update(c, job_id, requeues=requeues + 1, restart=0)
             self._requeue(c, job_id, deps, reason)
 
     def has_pending(self) -> bool:

@@ -4,8 +4,8 @@ The worker keeps the queue (dependencies, states, retries) and asks an executor 
 job; see `base.Executor`.
 """
 
-from ftui.executors.base import Ended, Executor
-from ftui.executors.local import LocalExecutor, Tracked
-from ftui.executors.slurm import SlurmExecutor
+from ftui.queue.executors.base import Ended, Executor
+from ftui.queue.executors.local import LocalExecutor, Tracked
+from ftui.queue.executors.slurm import SlurmExecutor
 
 __all__ = ["Ended", "Executor", "LocalExecutor", "SlurmExecutor", "Tracked"]

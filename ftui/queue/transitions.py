@@ -1,5 +1,6 @@
-"""State transitions inside one write transaction (the caller holds BEGIN IMMEDIATE): every change of a job's
-state goes through `set_state` (which logs it in `history`); `settle`, `block_dependants` and
+"""The writes of job rows, inside one write transaction (the caller holds BEGIN IMMEDIATE). Every write of a
+job row goes through here: `insert`, `set_state` (the only way to change a job's state and outcome; it logs
+the change in `history`) and `update` (every other column); `settle`, `block_dependants` and
 `unblock_dependants` keep the dependency graph consistent."""
 
 from __future__ import annotations
@@ -8,16 +9,22 @@ import sqlite3
 import time
 from typing import Any
 
-from ftui.store_model import (
+from ftui.queue.model import (
     BLOCKED,
     BROKEN_STATES,
     DONE,
     JOB_COLUMNS,
+    OUTCOMES,
     QUEUED,
     WAITING,
     Job,
     JobSpec,
+    default_outcome,
 )
+
+# Columns only `set_state` writes (the state machine), and the ones `update` may write.
+_STATE_COLUMNS = frozenset({"id", "state", "outcome"})
+_UPDATABLE = frozenset(JOB_COLUMNS) - _STATE_COLUMNS
 
 
 def row(c: sqlite3.Connection, run_key: str, action: str) -> sqlite3.Row | None:
@@ -59,13 +66,41 @@ def log(c: sqlite3.Connection, job_id: int, old: str | None, new: str, reason: s
     )
 
 
-def set_state(c: sqlite3.Connection, job_id: int, state: str, reason: str, **extra: Any) -> None:
-    old = state_of(c, job_id)
-    sets = ", ".join(f"{k} = ?" for k in extra)
-    c.execute(
-        f"UPDATE jobs SET state = ?, reason = ?, updated = ?{', ' + sets if sets else ''} WHERE id = ?",
-        [state, reason, time.time(), *extra.values(), job_id],
+def insert(c: sqlite3.Connection, spec: JobSpec, state: str, restart: int, reason: str) -> int:
+    """A new job row for `spec` (its history starts with `reason`)."""
+    now = time.time()
+    cur = c.execute(
+        "INSERT INTO jobs(run_key, experiment, rel_dir, action, state, seq, restart, created, updated,"
+        " executor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [spec.run_key, spec.experiment, spec.rel_dir, spec.action, state, 0, restart, now, now]
+        + [spec.executor],
     )
+    job_id = int(cur.lastrowid or 0)
+    log(c, job_id, None, state, reason)
+    return job_id
+
+
+def update(c: sqlite3.Connection, job_id: int, **fields: Any) -> None:
+    """Write columns of a job other than its state and outcome (those change only through `set_state`)."""
+    wrong = set(fields) - _UPDATABLE
+    if wrong:
+        raise ValueError(f"update: {', '.join(sorted(wrong))} change only through set_state")
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    c.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+
+
+def set_state(
+    c: sqlite3.Connection, job_id: int, state: str, reason: str, *, outcome: str | None = None, **extra: Any
+) -> None:
+    """Move a job to `state`. An ended state gets its outcome (`outcome`, else the state's default); an
+    open one has none."""
+    ended = default_outcome(state, extra.get("signal"))
+    outcome = (outcome or ended) if ended is not None else None
+    if outcome is not None and outcome not in OUTCOMES:
+        raise ValueError(f"set_state: outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    old = state_of(c, job_id)
+    update(c, job_id, reason=reason, updated=time.time(), **extra)
+    c.execute("UPDATE jobs SET state = ?, outcome = ? WHERE id = ?", [state, outcome, job_id])
     if old != state:
         log(c, job_id, old, state, reason)
 
@@ -96,7 +131,7 @@ def settle(c: sqlite3.Connection, job_id: int) -> None:
     else:
         pending = [d for d, s in states.items() if s != DONE]
         reason = f"waiting for {describe(c, pending[0])}"
-        c.execute("UPDATE jobs SET reason = ? WHERE id = ?", [reason, job_id])
+        update(c, job_id, reason=reason)
 
 
 def block_dependants(c: sqlite3.Connection, job_id: int) -> None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ftui.store import DONE, PENDING_STATES, Job, Store
+from ftui.queue.store import DONE, PENDING_STATES, Job, Store
 
 REMOVED = "removed"
 

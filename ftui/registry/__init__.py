@@ -23,17 +23,8 @@ from typing import Any
 import tomli_w
 
 from ftui.atomic import atomic_write_text
-from ftui.registry_parse import parse_registry
-from ftui.registry_schema import (
-    MODEL_KEYS,
-    TRAIN_KEYS,
-    WORLD_KEYS,
-    Problem,
-    RegistryError,
-    Spec,
-    did_you_mean,
-)
-from ftui.registry_types import (
+from ftui.registry.parse import parse_registry
+from ftui.registry.records import (
     Experiment,
     HeatmapDef,
     Profile,
@@ -44,6 +35,16 @@ from ftui.registry_types import (
     frozen_map,
     run_key,
 )
+from ftui.registry.schema import (
+    MODEL_KEYS,
+    TRAIN_KEYS,
+    WORLD_KEYS,
+    Problem,
+    RegistryError,
+    Spec,
+    did_you_mean,
+)
+from ftui.rundir import CONFIG, FINAL_CHECKPOINT, started_on_disk
 
 __all__ = [
     "Experiment",
@@ -165,7 +166,7 @@ class Registry:
             "tasks": list(exp.tasks),
         }
         if run.parent_key is not None:
-            config["parent"] = f"{up}{run.parent_key}/checkpoints/final.pt"
+            config["parent"] = f"{up}{run.parent_key}/{FINAL_CHECKPOINT}"
         config["data_root"] = f"{up}{DATA_DIR}"
         config["data"] = {"seed": self.study.data_seed, "parts": self._parts(exp, section)}
         if prof.world:
@@ -285,11 +286,6 @@ def render_config(config: Mapping[str, Any], registry: Registry, profile: str) -
     return header + tomli_w.dumps(dict(config))
 
 
-def run_started(run_dir: Path) -> bool:
-    """A run has started once the engine wrote events or checkpoints into its folder."""
-    return (run_dir / "events.jsonl").exists() or (run_dir / "checkpoints").exists()
-
-
 def config_status(path: Path, config: Mapping[str, Any]) -> str:
     """'new' (no config.toml), 'same' (equal content, comments aside) or 'changed'."""
     try:
@@ -313,11 +309,11 @@ def write_run_config(
     profile_name = profile or registry.study.default_profile
     config = registry.resolve_config(run, profile_name)
     run_dir = Path(runs_dir) / run.rel_dir
-    path = run_dir / "config.toml"
+    path = run_dir / CONFIG
     status = config_status(path, config)
     if status == "same":
         return path
-    if status == "changed" and run_started(run_dir) and not force:
+    if status == "changed" and started_on_disk(run_dir) and not force:
         raise RegistryError([clash_problem(path, run)])
     atomic_write_text(path, render_config(config, registry, profile_name))
     return path

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui.registry_schema import (
+from ftui.registry.records import Experiment, HeatmapDef, Study, frozen_map
+from ftui.registry.schema import (
     EXPERIMENT_KEYS,
     FAMILY_KEYS,
     HEATMAP_KEYS,
@@ -19,7 +20,6 @@ from ftui.registry_schema import (
     seed_list,
     tables_of,
 )
-from ftui.registry_types import Experiment, HeatmapDef, Study, frozen_map
 
 
 def _task_set(

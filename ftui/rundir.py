@@ -1,4 +1,5 @@
-"""Reading a run directory: progress from `events.jsonl`, results from `eval.json` (docs/run-directory.md).
+"""The run directory on the ftui side (docs/run-directory.md): its file names, whether a run is trained or
+evaluated on disk, progress from `events.jsonl` (the events fold), and typed results from `eval.json`.
 
 The app polls every run about once a second, so reading must be cheap: a reader keeps, per file, the byte
 offset it has parsed up to and the (size, mtime, inode) it saw. An unchanged file costs one `stat`; a grown
@@ -18,9 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+# The files of a run directory (the engine writes them; docs/run-directory.md). Spelled here only.
+CONFIG = "config.toml"
 EVENTS = "events.jsonl"
 RESULTS = "eval.json"
-FINAL_CHECKPOINT = os.path.join("checkpoints", "final.pt")
+LOG = "train.log"
+CHECKPOINTS = "checkpoints"
+FINAL_CHECKPOINT = os.path.join(CHECKPOINTS, "final.pt")
 StrPath = str | os.PathLike[str]
 
 
@@ -90,15 +95,9 @@ COLD_TAIL = 256 << 10
 _STEP = re.compile(rb'"event"\s*:\s*"step"')
 
 
-def apply_event(p: RunProgress, ev: dict[str, Any]) -> RunProgress:
-    """Fold one event into the progress (pure; the reader folds many at once with `_fold`)."""
-    d = dict(p.__dict__)
-    _fold(d, ev)
-    return RunProgress(**d)
-
-
 def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
-    """Fold one event into `d`, a mutable dict of RunProgress fields (no object per event: this is hot)."""
+    """The events fold: one event into `d`, a mutable dict of RunProgress fields (no object per event: this
+    is hot)."""
     kind = ev.get("event")
     t = _num(ev.get("t"))
     if t is not None:
@@ -235,15 +234,64 @@ class ProgressReader:
         return _Tail(key, offset + end + 1, RunProgress(**d))
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluated set of `eval.json` ("atlantis/distance"); a field of the wrong type reads as None."""
+
+    task: str | None = None
+    metric: str | None = None
+    mean: float | None = None
+    median: float | None = None
+    std: float | None = None
+    n: int | None = None
+    parse_failure_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """A run's `eval.json`: the checkpoint and step evaluated and its sets in file order (`sets` is None when
+    the file has no "sets" object; entries that are not objects are left out)."""
+
+    sets: dict[str, EvalSet] | None
+    checkpoint: str | None = None
+    step: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvalResults:
+        raw_sets = data.get("sets")
+        sets = None
+        if isinstance(raw_sets, dict):
+            sets = {
+                str(key): EvalSet(
+                    task=_str(entry.get("task")),
+                    metric=_str(entry.get("metric")),
+                    mean=_num(entry.get("mean")),
+                    median=_num(entry.get("median")),
+                    std=_num(entry.get("std")),
+                    n=_int(entry.get("n")),
+                    parse_failure_rate=_num(entry.get("parse_failure_rate")),
+                )
+                for key, entry in raw_sets.items()
+                if isinstance(entry, dict)
+            }
+        checkpoint = data.get("checkpoint")
+        return cls(sets, str(checkpoint) if checkpoint is not None else None, _int(data.get("step")))
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
 class ResultsReader:
-    """Cached reader of `eval.json` files (re-parsed only when the file changes)."""
+    """Cached reader of `eval.json` files (re-parsed only when the file changes; an unchanged one costs a
+    stat). The one reader of eval.json: `ftui list`, the app's run screen and the analysis use it."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], EvalResults | None]] = {}
         self._lock = threading.Lock()
 
-    def results(self, run_dir: StrPath) -> dict[str, Any] | None:
-        """The parsed eval.json of the run, or None when it is missing or unreadable."""
+    def results(self, run_dir: StrPath) -> EvalResults | None:
+        """The run's eval.json, or None when it is missing, unreadable or not a JSON object."""
         path = os.path.join(run_dir, RESULTS)
         try:
             st = os.stat(path)
@@ -259,40 +307,61 @@ class ResultsReader:
                 data = json.loads(f.read())
         except (OSError, ValueError):
             data = None  # written atomically, so this is a file damaged by hand: show "no results"
-        if not isinstance(data, dict):
-            data = None
+        results = EvalResults.from_json(data) if isinstance(data, dict) else None
         with self._lock:
-            self._cache[path] = (key, data)
-        return data
+            self._cache[path] = (key, results)
+        return results
+
+
+def has_config(run_dir: StrPath) -> bool:
+    return os.path.isfile(os.path.join(run_dir, CONFIG))
 
 
 def is_trained(run_dir: StrPath) -> bool:
     return os.path.isfile(os.path.join(run_dir, FINAL_CHECKPOINT))
 
 
-def is_evaluated(run_dir: StrPath) -> bool:
-    return os.path.isfile(os.path.join(run_dir, RESULTS))
+def is_evaluated(run_dir: StrPath, since: float | None = None) -> bool:
+    """eval.json exists; with `since` (unix seconds), written at or after it (an evaluation's own product)."""
+    try:
+        st = os.stat(os.path.join(run_dir, RESULTS))
+    except OSError:
+        return False
+    return since is None or st.st_mtime >= since
+
+
+def has_product(run_dir: StrPath, action: str, since: float | None = None) -> bool:
+    """The product of `action` is on disk: the final checkpoint of training, an eval.json (newer than
+    `since`) of evaluation."""
+    return is_trained(run_dir) if action == "train" else is_evaluated(run_dir, since)
+
+
+def product_name(action: str) -> str:
+    """What `action` leaves behind, for messages."""
+    return "checkpoints/final.pt" if action == "train" else "a new eval.json"
+
+
+def started_on_disk(run_dir: StrPath) -> bool:
+    """The engine has started the run: events or checkpoints exist in its folder."""
+    return os.path.exists(os.path.join(run_dir, EVENTS)) or os.path.exists(os.path.join(run_dir, CHECKPOINTS))
 
 
 def summarize_results(
-    results: dict[str, Any], tasks: tuple[str, ...] = (), short: dict[str, str] | None = None
+    results: EvalResults, tasks: tuple[str, ...] = (), short: dict[str, str] | None = None
 ) -> str:
     """One line from eval.json: the Atlantis metric of the trained tasks (all tasks when none given)."""
-    sets = results.get("sets")
-    if not isinstance(sets, dict) or not sets:
+    sets = results.sets
+    if not sets:
         return "no sets"
     short = short or {}
     parts: list[str] = []
-    wanted = tasks or tuple(
-        dict.fromkeys(str(v.get("task")) for v in sets.values() if isinstance(v, dict) and v.get("task"))
-    )
+    wanted = tasks or tuple(dict.fromkeys(entry.task for entry in sets.values() if entry.task))
     for task in wanted:
         entry = sets.get(f"atlantis/{task}") or sets.get(f"standard/{task}")
-        if not isinstance(entry, dict) or _num(entry.get("mean")) is None:
+        if entry is None or entry.mean is None:
             continue
-        mean = float(entry["mean"])
         label = short.get(task, task)
-        value = f"{mean:.0%}" if entry.get("metric") == "accuracy" else _compact(mean)
+        value = f"{entry.mean:.0%}" if entry.metric == "accuracy" else _compact(entry.mean)
         parts.append(f"{label} {value}")
     text = " ".join(parts[:4]) + (" …" if len(parts) > 4 else "")
     return text or f"{len(sets)} sets"

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ftui.atomic import atomic_write_bytes
-from ftui.executors import sbatch
-from ftui.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
-from ftui.executors.slurm_states import (  # re-exported: the executor's vocabulary
+from ftui.queue.executors import sbatch
+from ftui.queue.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
+from ftui.queue.executors.slurm_states import (  # re-exported: the executor's vocabulary
     ACTIVE,
     ENDED,
     FAILURES,
@@ -45,8 +45,10 @@ from ftui.executors.slurm_states import (  # re-exported: the executor's vocabul
     parse_squeue,
     verdict,
 )
-from ftui.gpus import Slot
-from ftui.store import CANCELLED, DONE, FAILED, RUNNING, Job
+from ftui.queue.gpus import Slot
+from ftui.queue.model import LOST
+from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job
+from ftui.rundir import has_config
 
 CALL_TIMEOUT_S = 30.0  # sbatch, squeue, scontrol, sacct, scancel
 # A job nobody in Slurm knows (not in squeue, no scontrol or sacct record) is settled as vanished only after
@@ -206,7 +208,7 @@ class SlurmExecutor(Executor):
     def _submit(self, job: Job, run_dir: Path, settings: dict[str, Any]) -> bool:
         slurm = settings.get("slurm") or {}
         try:
-            if not (run_dir / "config.toml").is_file():
+            if not has_config(run_dir):
                 raise SlurmError(f"config.toml missing: {run_dir} (run `ftui launch` to write it)")
             text = sbatch.render(
                 run_key=job.run_key,
@@ -349,7 +351,11 @@ class SlurmExecutor(Executor):
             ended: Ended | None = (
                 Ended(DONE, f"slurm job {info.slurm_id} ended (Slurm forgot it; the result is on disk)")
                 if done
-                else Ended(FAILED, f"slurm job {info.slurm_id} vanished ({info.reason}) without a result")
+                else Ended(
+                    FAILED,
+                    f"slurm job {info.slurm_id} vanished ({info.reason}) without a result",
+                    outcome=LOST,
+                )
             )
         else:
             words = "" if info.state == "COMPLETED" and done else last_words(self.store, job)
@@ -369,7 +375,12 @@ class SlurmExecutor(Executor):
             self.log(f"{job.run_key} {job.action}: slurm {info.state}; re-queued")
         else:
             self.store.finish(
-                job_id, ended.state, ended.reason, exit_code=ended.exit_code, signal=ended.signal
+                job_id,
+                ended.state,
+                ended.reason,
+                exit_code=ended.exit_code,
+                signal=ended.signal,
+                outcome=ended.outcome,
             )
             self.log(f"{job.run_key} {job.action}: {ended.state} ({ended.reason})")
         self._forget(job_id)
