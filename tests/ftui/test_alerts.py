@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from ftui.app import FtuiApp, make_app
 from ftui.queue.store import Store
 from ftui.screens.home_screen import HomeScreen
+from ftui.screens.keys import help_lines
 from tests.ftui.app_fixtures import build_states, make_study
 
 SIZE = (100, 30)
@@ -103,7 +104,7 @@ async def test_p_pauses_and_u_resumes_the_queue(study: Path) -> None:
         assert (
             "p",
             "pause the queue: no new job starts, running ones go on (ftui pause)",
-        ) in HomeScreen.HELP_KEYS
+        ) in help_lines(HomeScreen.KEYS)
 
 
 def read_all(fd: int) -> bytes:
