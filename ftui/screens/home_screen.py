@@ -52,6 +52,7 @@ class HomeScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
         Binding("h", "heatmaps", "Heatmaps"),
+        Binding("v", "compare", "Compare", show=False),
         Binding("p", "pause_queue", "Pause", show=False),  # in help and the palette; the footer is full at 80
         Binding("u", "resume_queue", "Resume", show=False),
     ]
@@ -65,6 +66,7 @@ class HomeScreen(Screen[None]):
         ("c", "cancel queued or running jobs (asks first when one is running)"),
         ("r", "retry failed or cancelled jobs (resumes from the last checkpoint)"),
         ("h", "heatmaps"),
+        ("v", "compare the selected runs: loss curves overlaid, results side by side"),
         ("p", "pause the queue: no new job starts, running ones go on (ftui pause)"),
         ("u", "resume the queue (ftui resume)"),
     ]
@@ -297,8 +299,22 @@ class HomeScreen(Screen[None]):
             return
         self.app.push_screen(HeatmapScreen(self.data))
 
+    def action_compare(self) -> None:
+        from ftui.screens.compare_screen import CompareScreen
+        from ftui.widgets.loss_plot import MARKERS
+
+        keys = self.table.targets()
+        if len(keys) < 2:
+            self.notify("Select two or more runs with space, then v compares them.", severity="warning")
+            return
+        if len(keys) > len(MARKERS):
+            self.notify(f"Comparing the first {len(MARKERS)} selected runs (one marker each).")
+            keys = keys[: len(MARKERS)]
+        self.app.push_screen(CompareScreen(self.data, keys))
+
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         return [
+            ("Compare selected runs", "loss curves overlaid, results side by side (v)", self.action_compare),
             ("Launch selected runs", "queue training + evaluation (l)", self.action_launch),
             ("Evaluate selected runs", "queue evaluation only (e)", self.action_evaluate),
             ("Cancel selected runs", "cancel queued or running jobs (c)", self.action_cancel),

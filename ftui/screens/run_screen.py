@@ -26,10 +26,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from ftui.app_data import AppData, RunRow, format_bar, read_json, stat_mtime
+from ftui.curves import Curve, read_warmup_steps
 from ftui.runrows import format_eta
 from ftui.safe_text import clean
 from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
+from ftui.widgets.loss_plot import LossPlot
 from ftui.widgets.loss_sparkline import LossSparkline
 
 TICK_S = 0.2
@@ -42,6 +44,7 @@ class SideInfo:
     config_text: str | None = None
     checkpoints: list[tuple[str, int, float]] = field(default_factory=list)
     eval_data: dict[str, Any] | None = None
+    warmup_steps: int | None = None
 
 
 @dataclass
@@ -87,10 +90,13 @@ class RunScreen(Screen[None]):
         Binding("2", "tab('tab-config')", "Config", show=False),
         Binding("3", "tab('tab-checkpoints')", "Checkpoints", show=False),
         Binding("4", "tab('tab-results')", "Results", show=False),
+        Binding("5", "tab('tab-loss')", "Loss", show=False),
+        Binding("s", "smoothing", "Smooth", show=False),
     ]
     HELP_KEYS = [
         ("escape", "back to the runs"),
-        ("1 2 3 4", "log, config, checkpoints, results"),
+        ("1 2 3 4 5", "log, config, checkpoints, results, loss curve"),
+        ("s", "loss curve: smoothing (EMA) on / off"),
         ("/", "search the log; n / N next / previous match"),
         ("end", "jump to the end of the log and follow it again"),
         ("up/down pgup", "scroll the log (scrolling up stops following; new lines are counted)"),
@@ -106,6 +112,7 @@ class RunScreen(Screen[None]):
         self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
         self._search_text = ""
+        self.curve = Curve(key)
 
     def compose(self) -> ComposeResult:
         yield Label(self.key, id="run-header", markup=False)
@@ -120,6 +127,8 @@ class RunScreen(Screen[None]):
             with TabPane("Results", id="tab-results"):
                 yield Label("no eval.json yet", id="run-results-note", markup=False)
                 yield DataTable(id="run-results", cursor_type="row")
+            with TabPane("Loss", id="tab-loss"):
+                yield LossPlot(id="run-loss-plot")
         yield Input(placeholder="search the log (enter: find, escape: close)", id="run-search")
         yield Footer()
 
@@ -173,16 +182,25 @@ class RunScreen(Screen[None]):
         except OSError:
             config_text = None
         return SideInfo(
-            config_text, list_checkpoints(folder / "checkpoints"), read_json(folder / "eval.json")
+            config_text,
+            list_checkpoints(folder / "checkpoints"),
+            read_json(folder / "eval.json"),
+            read_warmup_steps(folder / "config.toml"),
         )
 
     def on_tail_read(self, message: TailRead) -> None:
         with self.app.batch_update():
             self.log_view.append(message.lines, message.live)
+            curve_changed = False
             if message.events:
                 self.query_one(LossSparkline).add_events(message.events)
+                curve_changed = self.curve.add_events(message.events)
             if message.side is not None:
                 self._show_side(message.side)
+                curve_changed |= message.side.warmup_steps != self.curve.warmup_steps
+                self.curve.warmup_steps = message.side.warmup_steps
+            if curve_changed:
+                self.query_one(LossPlot).set_curves([self.curve])
             if message.row is not None:
                 self._show_header(message.row)
 
@@ -250,6 +268,11 @@ class RunScreen(Screen[None]):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    def action_smoothing(self) -> None:
+        self.action_tab("tab-loss")
+        smoothing = self.query_one(LossPlot).toggle_smoothing()
+        self.notify("Loss smoothed (EMA 0.9)" if smoothing else "Loss raw", timeout=2)
+
     def action_search(self) -> None:
         self.action_tab("tab-log")
         box = self.query_one("#run-search", Input)
@@ -284,6 +307,8 @@ class RunScreen(Screen[None]):
             ("Show config", "the resolved config.toml (2)", lambda: self.action_tab("tab-config")),
             ("Show checkpoints", "checkpoint files (3)", lambda: self.action_tab("tab-checkpoints")),
             ("Show results", "eval.json results (4)", lambda: self.action_tab("tab-results")),
+            ("Show loss curve", "loss against step, log scale (5)", lambda: self.action_tab("tab-loss")),
+            ("Smooth the loss", "EMA smoothing on / off (s)", self.action_smoothing),
             ("Back to runs", "home screen (escape)", self.action_back),
         ]
 
