@@ -77,7 +77,12 @@ def where_label(d: dict[str, Any]) -> str | None:
         from ftui.runrows import slurm_label
 
         return f"slurm {slurm_label(d)}"
-    return d["gpu"] if d["state"] == "running" else None
+    if d["state"] != "running":
+        return None
+    from ftui.gpu_usage import format_usage
+
+    usage = format_usage(d.get("gpu_memory_mib"), d.get("gpu_util_percent"))  # "gpu0 1.2G 35%"
+    return f"{d['gpu']} {usage}" if d["gpu"] and usage else d["gpu"]
 
 
 def format_bar(fraction: float | None, width: int = 10) -> str:

@@ -65,6 +65,9 @@ def list_rows(
         state = run_state(jobs, trained, results is not None, progress)
         current = pick_job(jobs) or (max(jobs, key=lambda j: j.updated) if jobs else None)
         rows.append(_row(run, shorts, state, current, jobs, progress, results, now))
+    from ftui.gpu_usage import add_to_rows
+
+    add_to_rows(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
     return rows
 
 
