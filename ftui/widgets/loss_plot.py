@@ -110,7 +110,7 @@ class LossPlot(Vertical):
             plt.yticks([math.log10(t) for t in ticks], [f"{t:.3g}" for t in ticks])
             steps = [s for series in drawn for s in series.steps]
             xticks = step_ticks(min(steps), max(steps))
-            plt.xticks(xticks, [str(x) for x in xticks])
+            plt.xticks([float(x) for x in xticks], [str(x) for x in xticks])
         self.drawn = drawn
         self.query_one("#plot-caption", Label).update(self.caption())
         plot.refresh()
