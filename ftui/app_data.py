@@ -56,7 +56,12 @@ def where_label(status: RunStatus) -> str | None:
         from ftui.status import slurm_label
 
         return f"slurm {slurm_label(status)}"
-    return status.gpu if status.state == "running" else None
+    if status.state != "running":
+        return None
+    from ftui.gpu_usage import format_usage
+
+    usage = format_usage(status.gpu_memory_mib, status.gpu_util_percent)  # "gpu0 1.2G 35%"
+    return f"{status.gpu} {usage}" if status.gpu and usage else status.gpu
 
 
 def format_bar(fraction: float | None, width: int = 10) -> str:

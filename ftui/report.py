@@ -25,46 +25,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftui.report_model import RUN_COLUMNS, HeatmapEntry, Report, ReportError
+
 REPORT_MARKER = ".ftui-report"
 SETS = ("atlantis", "standard")
-RUN_COLUMNS = ("key", "experiment", "seed", "tasks", "state", "step", "total_steps", "loss", "result")
-
-
-class ReportError(Exception):
-    """The report cannot be written where asked (message names the folder)."""
-
-
-@dataclass
-class HeatmapEntry:
-    name: str
-    family: str
-    sets: str
-    title: str = ""
-    files: dict[str, str] = field(
-        default_factory=dict
-    )  # "png" | "svg" | "csv" -> path relative to the report
-    predict_from: str | None = None
-    missing_cells: int = 0
-    problem: str = ""  # why the heatmap (or its predictions) could not be drawn
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    interference: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    registry: str
-    profile: str
-    runs_dir: str
-    commit: str
-    date: str
-    model: str
-    heatmaps: list[HeatmapEntry]
-    runs: list[dict[str, Any]]
-    seconds: float = 0.0
 
 
 def git_commit(where: Path) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ftui.report import RUN_COLUMNS, HeatmapEntry, Report
+from ftui.report_model import RUN_COLUMNS, HeatmapEntry, Report
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftui import gpu_usage
+from ftui.gpu_usage import JobProcs
 from ftui.queue import procs
 from ftui.queue.store import Job, Store
 from ftui.rundir import EvalResults, RunProgress, is_trained, summarize_results
@@ -110,6 +112,8 @@ class RunStatus:
     signal: int | None = None
     outcome: str | None = None  # of the current (or last) job; queue.model.OUTCOMES
     jobs: tuple[Job, ...] = ()
+    gpu_memory_mib: float | None = None  # a running local job on a GPU slot (NVML, ftui/gpu_usage.py)
+    gpu_util_percent: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jobs"}
@@ -137,7 +141,7 @@ def list_rows(
         state = run_state(jobs, trained, results is not None, progress)
         current = pick_job(jobs) or (max(jobs, key=lambda j: j.updated) if jobs else None)
         rows.append(_row(run, shorts, state, current, jobs, progress, results, now))
-    return rows
+    return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
 
 
 def _row(
@@ -248,3 +252,27 @@ def print_table(rows: Sequence[RunStatus], runs_dir: Path) -> None:
             cells.append(Text(clean(slurm_label(r), one_line=True)))
         table.add_row(*cells)
     Console().print(table)
+
+
+def with_gpu_usage(rows: list[RunStatus], usage: gpu_usage.GpuUsage | None = None) -> list[RunStatus]:
+    """The rows of `ftui list` with `gpu_memory_mib` and `gpu_util_percent` set (None when unknown).
+
+    Only local running jobs on a GPU slot are asked about; with none, NVML is not even imported.
+    """
+    jobs: dict[str, JobProcs] = {}
+    for row in rows:
+        slot = row.gpu or ""
+        if row.state == "running" and slot.startswith("gpu") and not row.slurm_id:
+            job = next((j for j in row.jobs if j.action == row.action), None)
+            jobs[row.key] = JobProcs(row.pid, job.pgid if job is not None else None)
+    if not jobs:
+        return rows
+    found = (usage or gpu_usage.shared).usage(jobs)
+    out = []
+    for row in rows:
+        figures = found.get(row.key)
+        if figures is not None:
+            memory = round(figures.memory_mib, 1) if figures.memory_mib is not None else None
+            row = replace(row, gpu_memory_mib=memory, gpu_util_percent=figures.util_percent)
+        out.append(row)
+    return out

@@ -37,6 +37,14 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def process_group(pid: int) -> int | None:
+    """The process group of `pid` (proc(5) field 5); None if no such pid."""
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 3:
+        return None
+    return int(fields[2])
+
+
 def is_alive(pid: int | None, start: int | None) -> bool:
     """True when `pid` runs and is the process that started at `start` (a zombie counts as gone)."""
     if pid is None or pid <= 0:

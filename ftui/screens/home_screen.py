@@ -95,6 +95,15 @@ class HomeScreen(Screen[None]):
             command_help="re-queue failed or cancelled jobs",
         ),
         Key("h", "heatmaps", "Heatmaps", "heatmaps", command="Open heatmaps", command_help="heatmap screen"),
+        Key(
+            "v",
+            "compare",
+            "Compare",
+            "compare the selected runs: loss curves overlaid, results side by side",
+            footer=False,
+            command="Compare selected runs",
+            command_help="loss curves overlaid, results side by side",
+        ),
         # p and u: in the help and the palette; the footer is full at 80 columns
         Key(
             "p",
@@ -344,6 +353,19 @@ class HomeScreen(Screen[None]):
             self.notify("experiments.toml declares no [[heatmap]].", severity="warning")
             return
         self.app.push_screen(HeatmapScreen(self.data))
+
+    def action_compare(self) -> None:
+        from ftui.screens.compare_screen import CompareScreen
+        from ftui.widgets.loss_plot import MARKERS
+
+        keys = self.table.targets()
+        if len(keys) < 2:
+            self.notify("Select two or more runs with space, then v compares them.", severity="warning")
+            return
+        if len(keys) > len(MARKERS):
+            self.notify(f"Comparing the first {len(MARKERS)} selected runs (one marker each).")
+            keys = keys[: len(MARKERS)]
+        self.app.push_screen(CompareScreen(self.data, keys))
 
     def palette_commands(self) -> list[Command]:
         return palette(self, self.KEYS)

@@ -24,12 +24,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from ftui.app_data import AppData, RunRow, format_bar, stat_mtime
+from ftui.curves import Curve, read_warmup_steps
 from ftui.rundir import CHECKPOINTS, CONFIG, EVENTS, LOG, RESULTS, EvalResults
 from ftui.safe_text import clean
 from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.status import format_eta
 from ftui.widgets.file_tail import EventsTail, LogTail
 from ftui.widgets.log_view import LogView
+from ftui.widgets.loss_plot import LossPlot
 from ftui.widgets.loss_sparkline import LossSparkline
 
 TICK_S = 0.2
@@ -42,6 +44,7 @@ class SideInfo:
     config_text: str | None = None
     checkpoints: list[tuple[str, int, float]] = field(default_factory=list)
     results: EvalResults | None = None
+    warmup_steps: int | None = None
 
 
 @dataclass
@@ -79,7 +82,14 @@ class RunScreen(Screen[None]):
     """
     KEYS = (
         Key("escape", "back", "Back", "back to the runs", command="Back to runs", command_help="home screen"),
-        Key("1", "tab('tab-log')", "Log", "log, config, checkpoints, results", shown="1 2 3 4", footer=False),
+        Key(
+            "1",
+            "tab('tab-log')",
+            "Log",
+            "log, config, checkpoints, results, loss curve",
+            shown="1 2 3 4 5",
+            footer=False,
+        ),
         Key(
             "2",
             "tab('tab-config')",
@@ -103,6 +113,23 @@ class RunScreen(Screen[None]):
             footer=False,
             command="Show results",
             command_help="eval.json results",
+        ),
+        Key(
+            "5",
+            "tab('tab-loss')",
+            "Loss",
+            footer=False,
+            command="Show loss curve",
+            command_help="loss against step, log scale",
+        ),
+        Key(
+            "s",
+            "smoothing",
+            "Smooth",
+            "loss curve: smoothing (EMA) on / off",
+            footer=False,
+            command="Smooth the loss",
+            command_help="EMA smoothing on / off",
         ),
         Key(
             "slash",
@@ -139,6 +166,7 @@ class RunScreen(Screen[None]):
         self._side_at = float("-inf")
         self._side_mtimes: tuple[float | None, ...] = ()
         self._search_text = ""
+        self.curve = Curve(key)
 
     def compose(self) -> ComposeResult:
         yield Label(self.key, id="run-header", markup=False)
@@ -153,6 +181,8 @@ class RunScreen(Screen[None]):
             with TabPane("Results", id="tab-results"):
                 yield Label("no eval.json yet", id="run-results-note", markup=False)
                 yield DataTable(id="run-results", cursor_type="row")
+            with TabPane("Loss", id="tab-loss"):
+                yield LossPlot(id="run-loss-plot")
         yield Input(placeholder="search the log (enter: find, escape: close)", id="run-search")
         yield Footer()
 
@@ -206,16 +236,25 @@ class RunScreen(Screen[None]):
         except OSError:
             config_text = None
         return SideInfo(
-            config_text, list_checkpoints(folder / CHECKPOINTS), self.data.store.run_results(folder)
+            config_text,
+            list_checkpoints(folder / CHECKPOINTS),
+            self.data.store.run_results(folder),
+            read_warmup_steps(folder / CONFIG),
         )
 
     def on_tail_read(self, message: TailRead) -> None:
         with self.app.batch_update():
             self.log_view.append(message.lines, message.live)
+            curve_changed = False
             if message.events:
                 self.query_one(LossSparkline).add_events(message.events)
+                curve_changed = self.curve.add_events(message.events)
             if message.side is not None:
                 self._show_side(message.side)
+                curve_changed |= message.side.warmup_steps != self.curve.warmup_steps
+                self.curve.warmup_steps = message.side.warmup_steps
+            if curve_changed:
+                self.query_one(LossPlot).set_curves([self.curve])
             if message.row is not None:
                 self._show_header(message.row)
 
@@ -276,6 +315,11 @@ class RunScreen(Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_smoothing(self) -> None:
+        self.action_tab("tab-loss")
+        smoothing = self.query_one(LossPlot).toggle_smoothing()
+        self.notify("Loss smoothed (EMA 0.9)" if smoothing else "Loss raw", timeout=2)
 
     def action_search(self) -> None:
         self.action_tab("tab-log")
