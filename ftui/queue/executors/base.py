@@ -37,6 +37,17 @@ class Ended:
     signal: int | None = None
     outcome: str | None = None  # None: the state's default (queue.model.default_outcome)
 
+    def record(self, store: Store, job_id: int) -> Job:
+        """Write this ending to the queue (`Store.finish`): the one way an executor settles a job."""
+        return store.finish(
+            job_id,
+            self.state,
+            self.reason,
+            exit_code=self.exit_code,
+            signal=self.signal,
+            outcome=self.outcome,
+        )
+
 
 class Executor(ABC):
     name: str = ""

@@ -87,14 +87,7 @@ class LocalExecutor(Executor):
             if procs.group_members(t.pgid):  # stragglers the engine left behind in its group
                 procs.signal_group(t.pgid, signal.SIGKILL)
             ended = exit_outcome(self.store, job, rc)
-            self.store.finish(
-                job_id,
-                ended.state,
-                ended.reason,
-                exit_code=ended.exit_code,
-                signal=ended.signal,
-                outcome=ended.outcome,
-            )
+            ended.record(self.store, job_id)
             del self.tracked[job_id]  # only after the outcome is committed (a locked db retries next pass)
             self.log(f"{job.run_key} {job.action}: {ended.state} ({ended.reason})")
 

@@ -374,14 +374,7 @@ class SlurmExecutor(Executor):
             )
             self.log(f"{job.run_key} {job.action}: slurm {info.state}; re-queued")
         else:
-            self.store.finish(
-                job_id,
-                ended.state,
-                ended.reason,
-                exit_code=ended.exit_code,
-                signal=ended.signal,
-                outcome=ended.outcome,
-            )
+            ended.record(self.store, job_id)
             self.log(f"{job.run_key} {job.action}: {ended.state} ({ended.reason})")
         self._forget(job_id)
 
