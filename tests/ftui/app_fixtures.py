@@ -22,6 +22,8 @@ from ftui.analysis.study import build_view
 from ftui.queue.store import JobSpec, Store
 from ftui.registry import load_registry
 from ftui.screens.heatmap_screen import HeatmapScreen
+from ftui.screens.run_screen import RunScreen
+from ftui.widgets.run_table import RunTable
 from tests.data.make_eval_fixtures import write_eval_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +54,18 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def open_run(pilot: Pilot[Any], key: str) -> RunScreen:
+    """Move the home table's cursor to run `key` and open its run screen."""
+    await settle(pilot)
+    table = pilot.app.screen.query_one(RunTable)
+    table.move_cursor(row=table.keys.index(key))
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, RunScreen)
+    return screen
 
 
 def toasts(messages: list[Message]) -> list[str]:

@@ -11,10 +11,9 @@ from ftui.app import FtuiApp, make_app
 from ftui.curves import Curve, ema, read_warmup_steps
 from ftui.screens.compare_screen import CompareScreen
 from ftui.screens.home_screen import HomeScreen
-from ftui.screens.run_screen import RunScreen
 from ftui.widgets.loss_plot import LossPlot
 from ftui.widgets.run_table import RunTable
-from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval, write_events
+from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, open_run, write_eval, write_events
 
 SIZE = (80, 24)
 BASE_LOSSES = [round(4.0 - 0.3 * step, 4) for step in range(1, 9)]  # train_events(8, 8) of the fixture
@@ -42,17 +41,6 @@ def study(tmp_path: Path) -> Path:
     )
     write_eval(runs / "single-3", {"distance": ("abs_error", 123.0, 45.0)}, name="single-3")
     return registry
-
-
-async def open_run(pilot: Pilot[int], key: str) -> RunScreen:
-    table = pilot.app.screen.query_one(RunTable)
-    await settle(pilot)
-    table.move_cursor(row=table.keys.index(key))
-    await pilot.press("enter")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, RunScreen)
-    return screen
 
 
 async def test_run_screen_plots_the_real_steps_losses_checkpoints_and_warmup(study: Path) -> None:

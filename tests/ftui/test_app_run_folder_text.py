@@ -11,15 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from textual.pilot import Pilot
-
 from ftui.app import FtuiApp, make_app
 from ftui.queue.store import Store
 from ftui.screens.home_screen import HomeScreen
-from ftui.screens.run_screen import RunScreen
-from ftui.widgets.run_table import RunTable
 from tests.data.make_eval_fixtures import write_eval_json
-from tests.ftui.app_fixtures import settle
+from tests.ftui.app_fixtures import open_run, settle
 
 SIZE = (100, 30)
 # The train.log: set the window title, clear the screen, home the cursor.
@@ -45,17 +41,6 @@ def assert_nothing_escapes(app: FtuiApp, *hidden: str) -> None:
     for strip in app.screen._compositor.render_strips():
         for segment in strip:
             assert not CONTROL.search(segment.text), repr(segment.text)
-
-
-async def open_run(pilot: Pilot[int], key: str) -> RunScreen:
-    await settle(pilot)
-    table = pilot.app.screen.query_one(RunTable)
-    table.move_cursor(row=table.keys.index(key))
-    await pilot.press("enter")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, RunScreen)
-    return screen
 
 
 async def test_a_log_that_sets_the_title_and_clears_the_screen_is_shown_as_text(states_study: Path) -> None:
