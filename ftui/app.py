@@ -94,7 +94,7 @@ class FtuiApp(App[int]):
         if not self.read_only:  # toast + bell when a job fails or the queue empties
             from ftui.app_alerts import watch_queue
 
-            self.queue_alerts = watch_queue(self, self.data.store)
+            self.queue_alerts = watch_queue(self, self.data.store, bell=registry.app.bell)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -1,5 +1,6 @@
 """The app's alerts: every ALERT_POLL_S a thread reads the queue; a failed job or a queue that became empty
-shows a toast and rings the terminal bell (FTUI_BELL=0 turns the bell off). See ftui/notify.py."""
+shows a toast and rings the terminal bell (`[app] bell = false` in experiments.toml or FTUI_BELL=0 turns the
+bell off; the variable wins). See ftui/notify.py."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from ftui.notify import Alert, QueueAlerts, bell_enabled
 ALERT_POLL_S = 1.0
 
 
-def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S) -> QueueAlerts:
-    """Start watching `store` for the app's lifetime (the reads run in a thread worker, never in the UI)."""
+def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S, bell: bool = True) -> QueueAlerts:
+    """Start watching `store` for the app's lifetime (the reads run in a thread worker, never in the UI).
+    `bell`: the registry's `[app] bell` (FTUI_BELL, when set, decides instead)."""
     alerts = QueueAlerts()
-    ring = bell_enabled()
+    ring = bell_enabled(registry=bell)
 
     def look() -> None:
         try:

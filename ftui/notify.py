@@ -5,14 +5,15 @@
   `/dev/tty`. The terminal emulator on the user's own machine shows them, so this works over SSH; a terminal
   that knows neither ignores both. `ftui launch --notify` sends one when the launched jobs end.
 - In the app (ftui/app_alerts.py): a toast and the terminal bell when a job fails or the queue empties.
-  `QueueAlerts` decides when; the bell is on unless FTUI_BELL is 0/false/off/no.
+  `QueueAlerts` decides when; the bell follows `[app] bell` in experiments.toml (on by default), and FTUI_BELL,
+  when set, overrides it: 0/false/off/no turn it off, any other value on.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ftui.queue.store import FAILED, PENDING_STATES, EnqueueResult, Job, Store
@@ -22,9 +23,13 @@ TTY = "/dev/tty"
 BELL_ENV = "FTUI_BELL"
 
 
-def bell_enabled(environ: dict[str, str] | None = None) -> bool:
-    value = (os.environ if environ is None else environ).get(BELL_ENV, "1").strip().lower()
-    return value not in ("0", "false", "off", "no")
+def bell_enabled(environ: Mapping[str, str] | None = None, registry: bool = True) -> bool:
+    """Whether the app rings: FTUI_BELL when set (0/false/off/no: off, else on), else `registry` (`[app]
+    bell`)."""
+    value = (os.environ if environ is None else environ).get(BELL_ENV)
+    if value is None:
+        return registry
+    return value.strip().lower() not in ("0", "false", "off", "no")
 
 
 def _clean(text: str) -> str:

@@ -25,6 +25,7 @@ import tomli_w
 from ftui.atomic import atomic_write_text
 from ftui.registry.parse import parse_registry
 from ftui.registry.records import (
+    AppSettings,
     Experiment,
     HeatmapDef,
     Profile,
@@ -47,6 +48,7 @@ from ftui.registry.schema import (
 from ftui.rundir import CONFIG, FINAL_CHECKPOINT, started_on_disk
 
 __all__ = [
+    "AppSettings",
     "Experiment",
     "HeatmapDef",
     "Problem",
@@ -73,6 +75,7 @@ class Registry:
     experiments: tuple[Experiment, ...]  # [[experiment]] entries in file order, then families in file order
     families: Mapping[str, tuple[str, ...]]  # family -> experiment names in row order
     heatmaps: tuple[HeatmapDef, ...]
+    app: AppSettings = AppSettings()  # [app]
 
     # -- lookups -------------------------------------------------------------------------------------------
 
@@ -270,6 +273,7 @@ def load_registry(path: Path | str) -> Registry:
         experiments=tuple(parsed.experiments),
         families=frozen_map(parsed.families),
         heatmaps=tuple(parsed.heatmaps),
+        app=parsed.app,
     )
 
 

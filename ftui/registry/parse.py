@@ -2,7 +2,7 @@
 
 Every check appends to one list of problems (a `Collector`); `parse_registry` raises a single RegistryError
 with all of them, so the user fixes everything in one pass. Nothing here touches the file system. The checks
-are split: [study] and [runner] here, profiles in `registry_profiles`, experiments, families, parents and
+are split: [study], [runner] and [app] here, profiles in `registry_profiles`, experiments, families, parents and
 heatmaps in `registry_experiments`.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from ftui.registry.experiments import check_parents, parse_experiments, parse_heatmaps, parse_task_sets
 from ftui.registry.profiles import check_profiles_against_experiments, parse_profiles
 from ftui.registry.records import (
+    AppSettings,
     Experiment,
     HeatmapDef,
     Profile,
@@ -27,6 +28,7 @@ from ftui.registry.records import (
     TaskInfo,
 )
 from ftui.registry.schema import (
+    APP_KEYS,
     CRASH_POLICIES,
     EXECUTORS,
     NORMALISATIONS,
@@ -54,6 +56,7 @@ class Parsed:
     experiments: list[Experiment]
     families: dict[str, tuple[str, ...]]
     heatmaps: list[HeatmapDef]
+    app: AppSettings
 
 
 _SYNTAX_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -79,6 +82,7 @@ def parse_registry(file: str, text: str) -> Parsed:
     ctx.unknown_keys(data, TOP_KEYS, "top level", "")
     study, lookup = _parse_study(ctx, table_of(ctx, data, "study", required=True))
     runner = _parse_runner(ctx, table_of(ctx, data, "runner"))
+    app = _parse_app(ctx, table_of(ctx, data, "app"))
     profiles = parse_profiles(ctx, table_of(ctx, data, "profile", required=True))
     task_sets = parse_task_sets(ctx, table_of(ctx, data, "task_sets"), lookup)
     declared = parse_experiments(ctx, data, study, lookup, task_sets)
@@ -96,7 +100,7 @@ def parse_registry(file: str, text: str) -> Parsed:
     check_profiles_against_experiments(ctx, profiles, experiments, len(study.tasks))
     if ctx.problems:
         raise RegistryError(ctx.problems)
-    return Parsed(study, runner, profiles, experiments, families, heatmaps)
+    return Parsed(study, runner, profiles, experiments, families, heatmaps, app)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,6 +244,21 @@ def _parse_runner(ctx: Collector, raw: dict[str, Any]) -> RunnerSettings:
         slurm_raw = {}
     slurm = _parse_slurm(ctx, slurm_raw)
     return RunnerSettings(gpus, jobs_per_gpu, cpu_jobs, crash, float(grace), executor, slurm)
+
+
+def _parse_app(ctx: Collector, raw: dict[str, Any]) -> AppSettings:
+    """[app]: `bell = true|false` (a wrong value is a problem naming the file, the line, app and the field)."""
+    ctx.unknown_keys(raw, tuple(APP_KEYS), "app", "app")
+    values: dict[str, Any] = {}
+    for key, spec in APP_KEYS.items():
+        if key not in raw:
+            continue
+        problem = spec.check(raw[key])
+        if problem is None:
+            values[key] = raw[key]
+        else:
+            ctx.add("app", key, problem, table="app", key=key)
+    return AppSettings(**values)
 
 
 def _finite(value: Any) -> bool:

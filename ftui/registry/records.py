@@ -52,6 +52,13 @@ class RunnerSettings:
 
 
 @dataclass(frozen=True)
+class AppSettings:
+    """[app]: how the Textual app behaves."""
+
+    bell: bool = True  # ring the terminal bell when a job fails or the queue empties (FTUI_BELL overrides)
+
+
+@dataclass(frozen=True)
 class SlurmSettings:
     """[runner.slurm]: what each job's `job.sbatch` asks Slurm for. None: the option is left out (the
     cluster's default applies)."""

@@ -329,10 +329,11 @@ NORMALISATIONS = ("perfect", "improvement")
 EXECUTORS = ("local", "slurm")
 CRASH_POLICIES = ("resume", "fail")
 
-TOP_KEYS = ("study", "runner", "profile", "experiment", "task_sets", "family", "heatmap")
+TOP_KEYS = ("study", "runner", "app", "profile", "experiment", "task_sets", "family", "heatmap")
 STUDY_KEYS = ("tasks", "default_profile", "seeds", "runs", "normalisation", "data_seed", "eval_seed")
 TASK_KEYS = ("name", "short")
 RUNNER_KEYS = ("gpus", "jobs_per_gpu", "cpu_jobs", "on_worker_crash", "grace_s", "executor", "slurm")
+APP_KEYS: dict[str, Spec] = {"bell": Spec("bool")}
 SLURM_KEYS = ("partition", "account", "time", "gres", "cpus", "mem", "sbatch", "setup", "poll_s")
 PROFILE_KEYS = ("inherit", *PROFILE_SECTIONS)
 EXPERIMENT_KEYS = ("name", "kind", "tasks", "parent", "warmup", "seeds", "overrides")

@@ -85,6 +85,27 @@ async def test_the_bell_is_off_with_ftui_bell_0(study: Path, monkeypatch: pytest
         assert rings == []
 
 
+@pytest.mark.parametrize(("env", "rings_expected"), [(None, 0), ("1", 1)], ids=["registry", "env-wins"])
+async def test_app_bell_false_in_the_registry_silences_the_bell_unless_ftui_bell_says_otherwise(
+    study: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, rings_expected: int
+) -> None:
+    study.write_text(study.read_text().replace("[runner]\n", "[app]\nbell = false\n\n[runner]\n", 1))
+    if env is None:
+        monkeypatch.delenv("FTUI_BELL", raising=False)
+    else:
+        monkeypatch.setenv("FTUI_BELL", env)
+    app = make_app(study, start_worker=False)
+    rings = ring_counter(app)
+    store = Store(study.parent / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await first_look(pilot)
+        running = store.jobs(run_keys=["single-1"], states=["running"])[0]
+        store.finish(running.id, "failed", "exit code 1", exit_code=1)
+        await poll(pilot, lambda: notifications(app), "the toast")
+        await poll(pilot, lambda: len(rings) >= rings_expected, "the bell")
+        assert len(rings) == rings_expected
+
+
 async def test_p_pauses_and_u_resumes_the_queue(study: Path) -> None:
     app = make_app(study, start_worker=False)
     store = Store(study.parent / "runs")

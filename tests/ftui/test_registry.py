@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ftui.registry import Registry, RegistryError, load_registry, write_run_config
-from ftui.registry.records import RunnerSettings
+from ftui.registry.records import AppSettings, RunnerSettings
 from tests.conftest import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "experiments.toml"
@@ -327,6 +327,33 @@ def test_unknown_key_with_did_you_mean(
     line = line_of(text, field.rsplit(".", 1)[-1] + " =")
     assert f"{path}:{line}: {where}: field '{field}': unknown key" in "\n".join(problems(path))
     assert f"did you mean '{suggestion}'?" in "\n".join(problems(path))
+
+
+def test_app_bell_is_read_and_on_by_default(tmp_path: Path) -> None:
+    assert load_registry(MINI).app == AppSettings(bell=True)  # no [app] table
+    path, _ = broken(tmp_path, ("[runner]\n", "[app]\nbell = false\n\n[runner]\n"))
+    assert load_registry(path).app == AppSettings(bell=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"no"', "must be true or false, got a string 'no'"),
+        ("0", "must be true or false, got an integer 0"),
+    ],
+)
+def test_app_bell_must_be_a_boolean(tmp_path: Path, value: str, expected: str) -> None:
+    path, text = broken(tmp_path, ("[runner]\n", f"[app]\nbell = {value}\n\n[runner]\n"))
+    [message] = problems(path)
+    assert message == f"{path}:{line_of(text, 'bell =')}: app: field 'bell': {expected}"
+
+
+def test_app_unknown_key_with_did_you_mean(tmp_path: Path) -> None:
+    path, text = broken(tmp_path, ("[runner]\n", "[app]\nbel = true\n\n[runner]\n"))
+    [message] = problems(path)
+    assert message == (
+        f"{path}:{line_of(text, 'bel =')}: app: field 'bel': unknown key (allowed: bell; did you mean 'bell'?)"
+    )
 
 
 def test_unknown_task_name(tmp_path: Path) -> None:
