@@ -5,8 +5,8 @@
   `/dev/tty`. The terminal emulator on the user's own machine shows them, so this works over SSH; a terminal
   that knows neither ignores both. `ftui launch --notify` sends one when the launched jobs end.
 - In the app (ftui/app_alerts.py): a toast and the terminal bell when a job fails or the queue empties.
-  `QueueAlerts` decides when; the bell follows `[app] bell` in experiments.toml (on by default), and FTUI_BELL,
-  when set, overrides it: 0/false/off/no turn it off, any other value on.
+  `QueueAlerts` decides when; the bell follows `[app] bell` in experiments.toml (on by default), and
+  FTUI_BELL, when set, overrides it: 0/false/off/no turn it off, any other value on.
 """
 
 from __future__ import annotations

@@ -54,7 +54,12 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "list", help="one row per run: state, progress, ETA, loss, result; and the worker's heartbeat"
     )
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
-    p.add_argument("--json", action="store_true", help='{"worker": {...}, "runs": [{pid, GPU, ...}]}')
+    p.add_argument(
+        "--json", action="store_true", help='{"worker": {...}, "summary": {...}, "runs": [{pid, GPU, ...}]}'
+    )
+    p.add_argument(
+        "--wide", action="store_true", help="every column in full (tasks, Slurm job, the whole result)"
+    )
     p.set_defaults(func=_guarded(cmd_list))
 
     p = subparsers.add_parser("logs", help="print a run's log; -f follows it (Ctrl+C stops following only)")
@@ -235,30 +240,44 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ftui.list_lines import output_width, print_lines
     from ftui.queue.heartbeat import worker_status
+    from ftui.queue_eta import estimate_queue
+    from ftui.state_display import counts_line, state_counts
     from ftui.status import list_rows, print_table
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
     store = Store(_runs_dir(args, registry), loss_history=1)  # one look: no loss history needed
-    rows = list_rows(registry, store, runs)
+    now = time.time()
+    rows = list_rows(registry, store, runs, now)
     worker = worker_status(store.runs_dir, store.jobs(states=PENDING_STATES))
     paused = store.paused()  # `ftui pause`
+    kinds = {run.key: (run.experiment.family or run.experiment.name, run.experiment.kind) for run in runs}
+    estimate = estimate_queue(rows, kinds, now)
     if args.json:
+        total, counts = state_counts(r.state for r in rows)
+        summary_json = json.dumps({"runs": total, "states": counts} | estimate.to_json())
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
         runs_json = ",\n".join(json.dumps(r.to_json()) for r in rows)
         worker_json = json.dumps(worker.to_json() | {"paused": paused})
-        sys.stdout.write(f'{{"worker": {worker_json},\n"runs": [\n{runs_json}\n]}}\n')
-    else:
+        sys.stdout.write(
+            f'{{"worker": {worker_json},\n"summary": {summary_json},\n"runs": [\n{runs_json}\n]}}\n'
+        )
+        return 0
+    hint = ""
+    if worker.pid is None and worker.needs_attention:
+        hint = " (`ftui launch PATTERN` again, or `ftui worker`, starts one)"
+    elif worker.pid is not None and worker.state == "running":
+        hint = f" ({worker.activity})"
+    summary = [f"{counts_line(r.state for r in rows)}; {estimate.text()}", worker.line() + hint]
+    if paused:
+        summary.append("queue paused: no new job starts (`ftui resume` continues)")
+    if args.wide:
         print_table(rows, store.runs_dir)
-        hint = ""
-        if worker.pid is None and worker.needs_attention:
-            hint = " (`ftui launch PATTERN` again, or `ftui worker`, starts one)"
-        elif worker.pid is not None and worker.state == "running":
-            hint = f" ({worker.activity})"
-        print(worker.line() + hint)
-        if paused:
-            print("queue paused: no new job starts (`ftui resume` continues)")
+        print("\n".join(summary))
+    else:
+        print_lines(rows, store.runs_dir, summary, output_width())
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Every check appends to one list of problems (a `Collector`); `parse_registry` raises a single RegistryError
 with all of them, so the user fixes everything in one pass. Nothing here touches the file system. The checks
-are split: [study], [runner] and [app] here, profiles in `registry_profiles`, experiments, families, parents and
-heatmaps in `registry_experiments`.
+are split: [study], [runner] and [app] here, profiles in `registry_profiles`, experiments, families, parents
+and heatmaps in `registry_experiments`.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def _parse_runner(ctx: Collector, raw: dict[str, Any]) -> RunnerSettings:
 
 
 def _parse_app(ctx: Collector, raw: dict[str, Any]) -> AppSettings:
-    """[app]: `bell = true|false` (a wrong value is a problem naming the file, the line, app and the field)."""
+    """[app]: `bell = true|false` (a wrong value is a problem naming the file, line, table and field)."""
     ctx.unknown_keys(raw, tuple(APP_KEYS), "app", "app")
     values: dict[str, Any] = {}
     for key, spec in APP_KEYS.items():

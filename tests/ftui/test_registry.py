@@ -351,9 +351,8 @@ def test_app_bell_must_be_a_boolean(tmp_path: Path, value: str, expected: str) -
 def test_app_unknown_key_with_did_you_mean(tmp_path: Path) -> None:
     path, text = broken(tmp_path, ("[runner]\n", "[app]\nbel = true\n\n[runner]\n"))
     [message] = problems(path)
-    assert message == (
-        f"{path}:{line_of(text, 'bel =')}: app: field 'bel': unknown key (allowed: bell; did you mean 'bell'?)"
-    )
+    line = line_of(text, "bel =")
+    assert message == f"{path}:{line}: app: field 'bel': unknown key (allowed: bell; did you mean 'bell'?)"
 
 
 def test_unknown_task_name(tmp_path: Path) -> None:

@@ -1,0 +1,136 @@
+"""`ftui list` for people: one line per run that fits the terminal, then a summary.
+
+Columns: run, state, progress (and ETA), loss, result (or the reason of a failure). The run's name is elided
+in the middle ("ftwb2-lo…-name-3": its start and its distinguishing end stay), the result at its end; nothing
+is wrapped. `ftui list --wide` prints the full table instead (`ftui.status.print_table`).
+
+The width is the terminal's when stdout is one, `COLUMNS` when set, else (piped into grep, a file) unlimited:
+a pipe never gets an elided name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console
+from rich.text import Text
+
+from ftui.safe_text import clean
+from ftui.state_display import STATE_STYLES, STATE_SYMBOLS
+from ftui.status import RunStatus, format_eta
+
+ELLIPSIS = "…"
+GAP = "  "
+STATE_W = 11  # "⊘ cancelled"
+PROGRESS_W = 10  # "50% 12m03s", "12/14 sets"
+LOSS_W = 6  # "0.1234"
+MIN_NAME_W = 8  # names are elided no shorter than this; the result gives way first
+MIN_RESULT_W = 24  # the result keeps this much (when it is that long) before names are elided
+
+
+def output_width(stream_is_tty: bool | None = None) -> int | None:
+    """Columns to fit: COLUMNS when set, the terminal's when stdout is a terminal, else None (no limit)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty() if stream_is_tty is None else stream_is_tty:
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def elide_middle(text: str, width: int) -> str:
+    """`text` in at most `width` cells: whole, or its start and end around "…" (the end gets the extra cell,
+    as run names differ at their end: "ft2-3/seed-42")."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    keep = width - 1
+    head, tail = keep // 2, keep - keep // 2
+    end = text[-tail:] if tail else ""
+    while cell_len(end) > tail:  # wide characters: drop from the front of the end part
+        end = end[1:]
+    return set_cell_size(text, head).rstrip() + ELLIPSIS + end
+
+
+def progress_text(row: RunStatus) -> str:
+    """ "50% 12m03s" (training: fraction of steps and the ETA), "2/6 sets" (evaluating), "eval" (an
+    evaluation queued), "" otherwise."""
+    if row.action == "eval" and row.eval_sets_done is not None:
+        total = f"/{row.eval_sets_total}" if row.eval_sets_total else ""
+        return f"{row.eval_sets_done}{total} sets"
+    if row.state in ("queued", "waiting"):
+        return row.action or ""
+    if row.state == "running" and row.step is not None and row.total_steps:
+        percent = f"{min(100, int(100 * row.step / row.total_steps))}%"
+        return f"{percent} {format_eta(row.eta_s)}".strip()
+    return ""
+
+
+def detail_text(row: RunStatus) -> str:
+    """The result summary, or why a failed, blocked or cancelled run stopped (cleaned: reasons come from the
+    engine and squeue and must not drive the terminal)."""
+    detail = row.result or (row.reason if row.state in ("failed", "blocked", "cancelled") else "")
+    return clean(detail, one_line=True)
+
+
+def run_lines(rows: Sequence[RunStatus], width: int | None) -> list[Text]:
+    """The header line and one line per run, each at most `width` cells (None: no limit)."""
+    names = [clean(r.key, one_line=True) for r in rows]
+    details = [detail_text(r) for r in rows]
+    name_w = max([cell_len("run"), *map(cell_len, names)])
+    detail_w = max([0, *map(cell_len, details)])
+    if width is not None:
+        room = width - (STATE_W + PROGRESS_W + LOSS_W + 4 * len(GAP))
+        name_w = max(MIN_NAME_W, min(name_w, room - min(detail_w, MIN_RESULT_W)))
+        detail_w = max(0, room - name_w)
+    lines = [_line("run", Text("state"), "progress", "loss", "result", name_w, detail_w)]
+    for row, name, detail in zip(rows, names, details, strict=True):
+        symbol = STATE_SYMBOLS.get(row.state, "?")
+        state = Text(f"{symbol} {row.state}", style=STATE_STYLES.get(row.state, ""))
+        loss = f"{row.loss:.4f}" if row.loss is not None else ""
+        lines.append(_line(name, state, progress_text(row), loss, detail, name_w, detail_w))
+    if width is not None:
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")  # a terminal narrower than the fixed columns
+    return lines
+
+
+def _line(name: str, state: Text, progress: str, loss: str, detail: str, name_w: int, detail_w: int) -> Text:
+    line = Text(_pad(elide_middle(name, name_w), name_w) + GAP)
+    line.append_text(Text(_pad(state.plain, STATE_W), style=state.style))
+    line.append(GAP + progress.rjust(PROGRESS_W) + GAP + loss.rjust(LOSS_W))
+    if detail and detail_w > 1:
+        shown = detail if cell_len(detail) <= detail_w else set_cell_size(detail, detail_w - 1) + ELLIPSIS
+        line.append(GAP + shown)
+    line.rstrip()
+    return line
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - cell_len(text))
+
+
+def wrapped(text: str, width: int | None) -> list[str]:
+    """A summary line broken at spaces to fit `width` (None: one line)."""
+    if width is None or cell_len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False, subsequent_indent="  ") or [text]
+
+
+def print_lines(rows: Sequence[RunStatus], runs_dir: Path, summary: Sequence[str], width: int | None) -> None:
+    """`ftui list`: the runs folder, the header and one line per run, then the `summary` lines (wrapped)."""
+    console = Console(soft_wrap=True)  # lines already fit: Rich must neither wrap nor crop them
+    title = f"runs in {runs_dir}"
+    console.print(Text(title if width is None else elide_middle(title, width)))
+    for line in run_lines(rows, width):
+        console.print(line)
+    for text in summary:
+        for part in wrapped(text, width):
+            console.print(Text(part))
