@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from ftui.app_data import AppData, RunRow
 from ftui.messages import ActionFailed, JobsQueued, RunsRefreshed
 from ftui.screens.confirm_modal import ConfirmModal
 from ftui.screens.keys import Command, Key, bindings, palette
+from ftui.widgets.home_header import HomeHeader
 from ftui.widgets.run_table import RunTable
 
 REFRESH_S = 1.0  # measured: a full 500-row redraw at 1 Hz costs ~5% CPU; 4 Hz costs 20%+
@@ -128,10 +128,12 @@ class HomeScreen(Screen[None]):
 
     @dataclass
     class WorkerChecked(Message):
-        """The refresh worker read the worker's lock and heartbeat: "worker 1234, beat 0.4 s ago"."""
+        """The refresh worker read the worker's lock and heartbeat: "worker 1234, beat 0.4 s ago" for the
+        status bar, and the state for the header: running, paused, not responding, none or unknown."""
 
         line: str
         attention: bool
+        state: str
 
     def __init__(self, data: AppData) -> None:
         super().__init__()
@@ -141,6 +143,9 @@ class HomeScreen(Screen[None]):
         self.refreshes = 0
 
     def compose(self) -> ComposeResult:
+        data = self.data
+        profile = data.profile or data.registry.study.default_profile
+        yield HomeHeader(data.registry.path, profile, data.runs_dir, id="home-header")
         yield RunTable(id="runs")
         yield Input(
             placeholder="filter: words, or a glob like ft2-*  (enter: keep, escape: clear)", id="home-filter"
@@ -156,6 +161,8 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        if self.data.read_only:  # an archive has no worker
+            self.query_one(HomeHeader).show(worker="read-only")
         # The first frame shows every run from the registry at once; reading 500 run folders the first time
         # takes a while (every events.jsonl parsed), and the states fill in when the worker is done.
         self.all_rows = self.data.skeleton_rows()
@@ -188,15 +195,16 @@ class HomeScreen(Screen[None]):
         try:
             status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))
         except (StoreError, OSError) as error:
-            return self.WorkerChecked(f"worker: cannot read the queue ({error})", True)
+            return self.WorkerChecked(f"worker: cannot read the queue ({error})", True, "unknown")
         if self.data.store.paused():  # `ftui pause` or the p key
-            return self.WorkerChecked("queue paused · " + status.line(), True)
-        return self.WorkerChecked(status.line(), status.needs_attention)
+            return self.WorkerChecked("queue paused · " + status.line(), True, "paused")
+        return self.WorkerChecked(status.line(), status.needs_attention, status.state)
 
     def on_home_screen_worker_checked(self, message: HomeScreen.WorkerChecked) -> None:
         label = self.query_one("#home-worker", Label)
         label.update(message.line)
         label.set_class(message.attention, "-attention")
+        self.query_one(HomeHeader).show(worker=f"worker: {message.state}")
 
     def on_runs_refreshed(self, message: RunsRefreshed) -> None:
         self.refreshes += 1
@@ -213,16 +221,13 @@ class HomeScreen(Screen[None]):
         )
         with self.app.batch_update():
             self.table.set_rows(rows)
+            self.query_one(HomeHeader).show(states=[r.state for r in self.all_rows])
             self._show_status(len(rows))
 
     def _show_status(self, shown: int) -> None:
-        counts = Counter(r.state for r in self.all_rows)
-        parts = [f"{len(self.all_rows)} runs"]
-        parts += [
-            f"{counts[s]} {s}"
-            for s in ("running", "queued", "waiting", "failed", "blocked", "done")
-            if counts[s]
-        ]
+        """The status bar's left: the filter, the selection, read-only, a queue that cannot be read (the
+        counts are in the header)."""
+        parts = []
         if self.filter_text:
             parts.append(f"filter '{self.filter_text}': {shown} shown")
         if self.table.selected:

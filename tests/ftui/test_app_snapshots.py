@@ -19,7 +19,11 @@ SIZES = [(80, 24), (160, 50)]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_home(snap_compare: Any, states_study: Path, size: tuple[int, int]) -> None:
+def test_home(
+    snap_compare: Any, states_study: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(states_study.parent)  # the header names the registry and runs folder relative to here
+
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         pilot.app.screen.query_one("RunTable").move_cursor(row=1)
