@@ -159,7 +159,7 @@ def test_sweep_runs_through_slurm_in_dependency_order(sweep: tuple[Path, str], t
     assert "#SBATCH --cpus-per-task=1" in script and "-m engine eval" in script
     log = ftui(registry, "logs", "single-1")
     assert log.returncode == 0 and "on slurm job" in log.stdout and "eval" in log.stdout
-    listing = ftui(registry, "list")
+    listing = ftui(registry, "list", "--wide")  # the Slurm column is in the full table only
     assert listing.returncode == 0 and "slurm" in listing.stdout and "debug/" in listing.stdout
 
 
