@@ -52,11 +52,12 @@ def elide_middle(text: str, width: int) -> str:
     if width <= 1:
         return ELLIPSIS[:width]
     keep = width - 1
-    head, tail = keep // 2, keep - keep // 2
+    start = set_cell_size(text, keep // 2).rstrip()  # a wide character that does not fit is left out
+    tail = keep - cell_len(start)
     end = text[-tail:] if tail else ""
     while cell_len(end) > tail:  # wide characters: drop from the front of the end part
         end = end[1:]
-    return set_cell_size(text, head).rstrip() + ELLIPSIS + end
+    return start + ELLIPSIS + end
 
 
 def progress_text(row: RunStatus) -> str:

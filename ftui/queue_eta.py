@@ -41,18 +41,20 @@ class QueueEstimate:
     slots: int
     basis: int
 
-    def text(self) -> str:
-        """ "queue empty in about 1h20m", "queue empty" ... one line for people (see `format_eta`)."""
+    def text(self, some_runs: bool = False) -> str:
+        """ "queue empty in about 1h20m", "queue empty" ... one line for people (see `format_eta`).
+        `some_runs`: only some runs were listed, so the words speak of their jobs, not the queue."""
         from ftui.status import format_eta
 
         if self.pending == 0:
-            return "queue empty"
+            return "no job pending" if some_runs else "queue empty"
+        subject = "their jobs end" if some_runs else "queue empty"
         jobs = f"{self.unestimated} job" + ("" if self.unestimated == 1 else "s")
         if self.seconds is None or (self.unestimated and self.seconds < 1):
-            return f"queue empty in: unknown ({jobs} of a kind not measured yet)"
+            return f"{subject} in: unknown ({jobs} of a kind not measured yet)"
         if self.unestimated:
-            return f"queue empty in more than {format_eta(self.seconds)} ({jobs} of a kind not measured yet)"
-        return f"queue empty in about {format_eta(self.seconds)}"
+            return f"{subject} in more than {format_eta(self.seconds)} ({jobs} of a kind not measured yet)"
+        return f"{subject} in about {format_eta(self.seconds)}"
 
     def to_json(self) -> dict[str, Any]:
         seconds = None if self.seconds is None else round(self.seconds, 1)

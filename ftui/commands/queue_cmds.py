@@ -270,7 +270,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         hint = " (`ftui launch PATTERN` again, or `ftui worker`, starts one)"
     elif worker.pid is not None and worker.state == "running":
         hint = f" ({worker.activity})"
-    summary = [f"{counts_line(r.state for r in rows)}; {estimate.text()}", worker.line() + hint]
+    # With patterns the estimate covers the listed runs' jobs only: other jobs may keep the queue busy.
+    ending = estimate.text(some_runs=bool(args.patterns))
+    summary = [f"{counts_line(r.state for r in rows)}; {ending}", worker.line() + hint]
     if paused:
         summary.append("queue paused: no new job starts (`ftui resume` continues)")
     if args.wide:

@@ -14,6 +14,7 @@ from rich.cells import cell_len
 
 from ftui.app import make_app
 from ftui.cli import main
+from ftui.list_lines import elide_middle
 from ftui.queue.store import Store
 from ftui.registry import load_registry
 from ftui.status import RunStatus
@@ -77,6 +78,24 @@ def test_a_pipe_gets_every_name_and_result_in_full(study: Path) -> None:
     assert lines[2 + KEYS.index("pair-2")].endswith("blocked by pair-3 train (cancelled)")
     assert lines[2 + len(KEYS)].startswith(COUNTS + "; queue empty in: unknown")
     assert len(lines) == 2 + len(KEYS) + 2  # counts and estimate on one line, then the worker's
+
+
+def test_with_patterns_the_summary_speaks_of_the_listed_runs(
+    study: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ftui_list(study, capsys, "pair-*").splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["pair-1", "pair-2", "pair-3"]
+    counts = "3 runs: 1 waiting, 1 blocked, 1 cancelled"
+    assert lines[5] == f"{counts}; their jobs end in: unknown (1 job of a kind not measured yet)"
+    lines = ftui_list(study, capsys, "base").splitlines()
+    assert lines[3] == "1 run: 1 done; no job pending"
+
+
+def test_elide_middle_keeps_both_ends_in_cells() -> None:
+    assert elide_middle("ft2-3/seed-42", 13) == "ft2-3/seed-42"
+    assert elide_middle("ft2-3/seed-42", 9) == "ft2-…d-42"
+    assert elide_middle("実験-ft2-3", 7) == "実…t2-3"  # wide characters count two cells
+    assert cell_len(elide_middle("実験実験実験実験", 6)) <= 6
 
 
 def test_wide_prints_every_column_in_full(

@@ -40,6 +40,7 @@ def test_nothing_pending_is_an_empty_queue() -> None:
     rows = [done("ft1-1", 100, 10), row("ft1-2", "failed", job("ft1-2", "train", "failed", took=5))]
     estimate = estimate_queue(rows, KINDS, NOW)
     assert (estimate.seconds, estimate.pending, estimate.text()) == (0.0, 0, "queue empty")
+    assert estimate.text(some_runs=True) == "no job pending"
 
 
 def test_queued_jobs_take_their_family_median_and_share_the_slots_of_the_running_ones() -> None:
@@ -57,6 +58,7 @@ def test_queued_jobs_take_their_family_median_and_share_the_slots_of_the_running
     assert (estimate.slots, estimate.pending, estimate.unestimated, estimate.basis) == (2, 6, 0, 6)
     assert estimate.seconds == 175.0
     assert estimate.text() == "queue empty in about 2m55s"
+    assert estimate.text(some_runs=True) == "their jobs end in about 2m55s"  # `ftui list PATTERN`
     assert estimate.to_json()["queue_empty_in_s"] == 175.0
 
 
