@@ -51,7 +51,9 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=_guarded(cmd_retry))
 
     p = subparsers.add_parser(
-        "list", help="one row per run: state, progress, ETA, loss, result; and the worker's heartbeat"
+        "list",
+        help="one line per run (state, progress, ETA, loss, result) that fits the terminal; runs per state,"
+        " the time until the queue is empty and the worker's heartbeat",
     )
     p.add_argument("patterns", nargs="*", metavar="PATTERN")
     p.add_argument(
