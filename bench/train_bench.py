@@ -10,11 +10,11 @@ At the study's model shape (6 x 128, 1,601,920 params), batch 128, rows of 48 to
   bf16 autocast on CUDA, optional torch.compile); the overhead of (c) beyond (a), and (c) / (b);
 - greedy decoding tokens/s with the KV cache against full recomputation (same prompts, no early stop);
 - on CUDA: the projected time of pt1 (328,128 steps) and of evaluating 14 sets x 10,000 queries;
-- batching by length (`--batching`, on by default): the laptop profile's pt1 (4 x 64, batch 64, answer loss,
-  its real seven-task rows of 23-57 tokens) stepped with every row padded to the mix's longest row (57, as
-  before batches were cropped), cropped to each batch's longest row (random batches), and grouped by length
-  (the profile's setting). The three are interleaved in rounds so a busy machine slows them alike; the
-  ratio grouped / padded is the speed-up (issue 14's target: >= 1.5x).
+- batching (`--batching`, on by default): the laptop profile's pt1 (4 x 64, batch 64, its real seven-task
+  rows of 23-57 tokens) stepped with every row padded to the mix's longest row (57, as before batches were
+  cropped), cropped to each batch's longest row (random batches), grouped by length, and packed (the
+  profile's setting: the cropped batches' rows packed, engine/packing.py). The four are interleaved in rounds
+  so a busy machine slows them alike; packed / padded is the speed-up (issue 14's target: >= 1.5x).
 Numbers are printed, never asserted.
 """
 
@@ -25,6 +25,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from engine.config import ModelConfig, TrainConfig  # noqa: E402
 from engine.device import resolve_amp_dtype, resolve_device  # noqa: E402
 from engine.evaluate import decode_batch  # noqa: E402
 from engine.model import Transformer  # noqa: E402
+from engine.packing import packed_fraction  # noqa: E402
 from engine.tokenizer import BOS, EOS, PAD  # noqa: E402
 from engine.train import TrainLoop, make_optimizer  # noqa: E402
 
@@ -158,17 +160,19 @@ def bench_batching(device: torch.device, steps: int, rounds: int = 5) -> dict[st
     )
     tokens = torch.from_numpy(rows).to(device)
     cfg = ModelConfig(n_layer=4, d_model=64, n_head=4, d_mlp=256, max_seq_len=96)
-    tc = TrainConfig(batch_size=64, lr=1e-3, loss="answer")
+    tc = TrainConfig(batch_size=64, lr=1e-3, loss="all")
     variants = {
-        "padded to 57": Batcher(tokens, 64, seed=0, width_multiple=rows.shape[1]),
-        "cropped": Batcher(tokens, 64, seed=0),
-        "grouped by length": Batcher(tokens, 64, seed=0, group_by_length=True),
+        "padded to 57": (Batcher(tokens, 64, seed=0, width_multiple=rows.shape[1]), tc),
+        "cropped": (Batcher(tokens, 64, seed=0), tc),
+        "grouped by length": (Batcher(tokens, 64, seed=0, group_by_length=True), tc),
+        "packed": (Batcher(tokens, 64, seed=0), replace(tc, packing=True)),
     }
     loops = {}
-    for name, batcher in variants.items():
+    for name, (batcher, config) in variants.items():
         torch.manual_seed(0)
         model = Transformer(cfg).to(device)
-        loops[name] = TrainLoop(model, make_optimizer(model, tc, device), batcher, tc, 10**6, PAD, None)
+        optimizer = make_optimizer(model, config, device)
+        loops[name] = TrainLoop(model, optimizer, batcher, config, 10**6, PAD, None)
     durations: dict[str, list[float]] = {name: [] for name in variants}
     step = 0
     for r in range(rounds + 1):
@@ -180,11 +184,16 @@ def bench_batching(device: torch.device, steps: int, rounds: int = 5) -> dict[st
                     durations[name].append(time.perf_counter() - t0)
         step += steps
     rates = {name: 1.0 / float(np.median(d)) for name, d in durations.items()}
-    for name, batcher in variants.items():
+    padding = {name: batcher.padded_fraction() for name, (batcher, _) in variants.items()}
+    packed_batcher = variants["packed"][0]
+    first_rows = np.concatenate([packed_batcher.lengths_of(s) for s in range(200)])
+    padding["packed"] = packed_fraction(first_rows, 64)
+    for name in variants:
         print(f"  laptop pt1, {name:<18}: {rates[name]:7.2f} steps/s  "
-              f"({batcher.padded_fraction():.0%} of computed positions are padding)")  # fmt: skip
-    print(f"  grouped / padded: {rates['grouped by length'] / rates['padded to 57']:.2f}x   "
-          f"cropped / padded: {rates['cropped'] / rates['padded to 57']:.2f}x")  # fmt: skip
+              f"({padding[name]:.0%} of computed positions are padding)")  # fmt: skip
+    padded = rates["padded to 57"]
+    ratios = {name: rates[name] / padded for name in ("packed", "grouped by length", "cropped")}
+    print("  " + "   ".join(f"{name} / padded: {r:.2f}x" for name, r in ratios.items()))
     return rates
 
 
@@ -236,7 +245,7 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else (30 if cuda else 2)
     n_decode = args.decode_prompts or (2000 if cuda else 128)
     if args.batching or args.only_batching:
-        print("batching by length (issue 14):")
+        print("batching (issue 14):")
         bench_batching(device, steps=20 if not cuda else 100)
         if args.only_batching:
             return

@@ -66,6 +66,7 @@ class Batcher:
         self.width_multiple = max(1, int(width_multiple))
         self._epoch = -1
         self._order = torch.empty(0, dtype=torch.long)
+        self._order_np = np.empty(0, dtype=np.int64)
         self._widths = np.empty(0, dtype=np.int64)
 
     def _plan(self, epoch: int) -> None:
@@ -79,7 +80,8 @@ class Batcher:
         widths = self.lengths[batches].max(axis=1)
         m = self.width_multiple
         self._widths = np.minimum(-(-widths // m) * m, self.row_len)
-        self._order = torch.from_numpy(np.ascontiguousarray(perm)).to(self.tokens.device)
+        self._order_np = np.ascontiguousarray(perm)
+        self._order = torch.from_numpy(self._order_np).to(self.tokens.device)
         self._epoch = epoch
 
     def _grouped(self, perm: np.ndarray, epoch: int) -> np.ndarray:
@@ -106,6 +108,12 @@ class Batcher:
         self._ensure(epoch)
         start = k * self.batch_size
         return self._order[start : start + self.batch_size]
+
+    def lengths_of(self, step: int) -> np.ndarray:
+        """int64 [batch_size]: the token count of each row of step `step` (in the order of `indices`)."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        self._ensure(epoch)
+        return self.lengths[self._order_np[k * self.batch_size : (k + 1) * self.batch_size]]
 
     def width(self, step: int) -> int:
         """Columns of step `step`'s batch: its longest row (rounded up to width_multiple, at most L)."""

@@ -76,6 +76,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 50
     group_by_length: bool = False
+    packing: bool = False
     loss: str = "all"
     log_every_steps: int = 100
     log_every_s: float = 2.0
@@ -302,6 +303,7 @@ _TRAIN = _sub(
         "grad_clip": _float(0.0),
         "warmup_steps": _int(0),
         "group_by_length": _bool,
+        "packing": _bool,
         "loss": _str(LOSSES),
         "log_every_steps": _int(1),
         "log_every_s": _float(0.0, strict=True),

@@ -43,7 +43,7 @@ def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[Tensor, Tens
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x [B, H, T, Dh]; cos, sin [T, Dh]."""
+    """x [B, H, T, Dh]; cos, sin [T, Dh] (or [B, 1, T, Dh]: positions of their own per row)."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
@@ -88,8 +88,10 @@ class Attention(nn.Module):
             for proj in (self.q_proj, self.k_proj, self.v_proj)
         )
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is None:
+        if cache is None and mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # packed rows (engine/packing.py)
         else:
             assert pos is not None and mask is not None
             k_cache, v_cache = cache
@@ -161,22 +163,31 @@ class Transformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: Tensor, start_pos: int | Tensor | None = None, cache: KVCache | None = None
+        self,
+        idx: Tensor,
+        start_pos: int | Tensor | None = None,
+        cache: KVCache | None = None,
+        positions: Tensor | None = None,
+        attn_mask: Tensor | None = None,
     ) -> Tensor:
         """Logits [B, T, V] for tokens idx [B, T].
 
-        Without a cache: causal attention over idx (training, full recomputation). With a cache: idx holds the
-        tokens at positions start_pos .. start_pos+T-1; their keys and values are written into the cache and
-        attention spans the cached positions <= each query's own.
+        Without a cache: causal attention over idx (training, full recomputation), or, for packed rows
+        (engine/packing.py), positions int64 [B, T] and attn_mask bool [B, 1, T, T]. With a cache: idx holds
+        the tokens at positions start_pos .. start_pos+T-1; their keys and values are written into the cache
+        and attention spans the cached positions <= each query's own.
         """
         t = idx.shape[1]
         x = self.embed(idx)
         if cache is None:
             if t > self.cfg.max_seq_len:
                 raise ValueError(f"sequence of {t} tokens exceeds model.max_seq_len {self.cfg.max_seq_len}")
-            cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+            if positions is None:
+                cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+            else:
+                cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
             for block in self.blocks:
-                x = block(x, cos, sin)
+                x = block(x, cos, sin, mask=attn_mask)
         else:
             if start_pos is None:
                 raise ValueError("start_pos is required with a cache")

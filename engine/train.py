@@ -52,6 +52,7 @@ from engine.device import (
 )
 from engine.loss import next_token_loss
 from engine.model import Transformer, parameter_groups
+from engine.packing import packed_fraction
 from engine.runlog import EVENTS_NAME, RunLog, log_only
 from engine.schedule import lr_at, total_steps_for
 from engine.stopping import StopFlag, stop_on_signals
@@ -98,11 +99,12 @@ class TrainLoop:
         if compile_mode is not None:
             self.loss_fn = torch.compile(self._loss, mode=compile_mode)  # type: ignore[assignment]
 
-    def _loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+    def _loss(self, inputs: Tensor, targets: Tensor, pack_lengths: np.ndarray | None = None) -> Tensor:
         answer_only = self.cfg.loss == "answer"
         return next_token_loss(
-            self.model, inputs, targets, self.pad_id, self.amp_dtype, answer_only=answer_only
-        )
+            self.model, inputs, targets, self.pad_id, self.amp_dtype, answer_only=answer_only,
+            pack_lengths=pack_lengths,
+        )  # fmt: skip
 
     def step(self, step: int) -> None:
         lr = lr_at(step, self.total_steps, self.cfg.warmup_steps, self.cfg.lr)
@@ -113,7 +115,11 @@ class TrainLoop:
             self.on_batch(step, rows)
         if self.compile_mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
-        loss = self.loss_fn(rows[:, :-1], rows[:, 1:])
+        if self.cfg.packing:
+            # packed outside torch.compile: the packed shapes change every step
+            loss = self._loss(rows[:, :-1], rows[:, 1:], self.batcher.lengths_of(step) - 1)
+        else:
+            loss = self.loss_fn(rows[:, :-1], rows[:, 1:])
         loss.backward()
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
@@ -275,10 +281,17 @@ def _train(
         tokens, tc.batch_size, cfg.seed, group_by_length=tc.group_by_length,
         width_multiple=GRAPH_WIDTH_MULTIPLE if graphed else 1,
     )  # fmt: skip
+    spe = batcher.steps_per_epoch
+    packing = tc.packing and not graphed  # the CUDA-graph loop runs the same batches unpacked (same loss)
+    order = "grouped by length" if tc.group_by_length else "shuffled"
+    padding = (
+        packed_fraction(np.concatenate([batcher.lengths_of(s) for s in range(min(200, spe))]), tc.batch_size)
+        if packing
+        else batcher.padded_fraction()
+    )
     log.log(
         f"data: {n_rows:,} rows x {row_len} tokens; {batcher.steps_per_epoch:,} steps/epoch; "
-        f"{total_steps:,} steps; batches {'grouped by length' if tc.group_by_length else 'shuffled'}, "
-        f"{batcher.padded_fraction():.0%} padding"
+        f"{total_steps:,} steps; batches {order}{', packed' if packing else ''}, {padding:.0%} padding"
     )
 
     # 3. Model and optimizer: fresh, from the parent (fine-tuning), or from our newest checkpoint (resume).
@@ -329,7 +342,6 @@ def _train(
         total_steps=total_steps,
         compiled=mode or False,
     )
-    spe = batcher.steps_per_epoch
 
     def save(step: int, path: Path) -> None:
         save_checkpoint(path, checkpoint_state(model, optimizer, step, step // spe, cfg))

@@ -280,6 +280,7 @@ TRAIN_KEYS: dict[str, Spec] = {
     "grad_clip": Spec("float", 0),
     "warmup_steps": Spec("int", 0),
     "group_by_length": Spec("bool"),
+    "packing": Spec("bool"),
     "loss": Spec("str", choices=("all", "answer")),
     "log_every_steps": Spec("int", 1),
     "log_every_s": Spec("float", 0, exclusive_minimum=True),
