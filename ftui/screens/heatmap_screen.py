@@ -152,7 +152,7 @@ class HeatmapScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#heatmap-scores", DataTable).display = False
         self.recompute()
-        self.set_interval(2.0, self.recompute)  # new eval.json files appear while runs finish
+        self.set_interval(2.0, self._recompute_if_idle)  # new eval.json files appear while runs finish
 
     def on_resize(self) -> None:
         if self.computed is not None:
@@ -160,6 +160,13 @@ class HeatmapScreen(Screen[None]):
 
     def recompute(self) -> None:
         self._compute(self.choice)
+
+    def _recompute_if_idle(self) -> None:
+        # The periodic re-read skips a tick while the previous computation is pending (a busy machine) rather
+        # than cancel it: an exclusive worker cancels the one before, so a slow compute would never finish.
+        if any(w.group == "heatmap" and not w.is_finished for w in self.workers):
+            return
+        self.recompute()
 
     @work(thread=True, exclusive=True, group="heatmap")
     def _compute(self, choice: HeatmapChoice) -> None:
