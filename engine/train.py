@@ -239,7 +239,9 @@ def run_training(
         try:
             if parent_error is not None:
                 raise parent_error
-            lineage = {"path": cfg.parent, "digest": parent_digest} if parent_state is not None else None
+            lineage = None
+            if parent_state is not None and cfg.parent is not None:
+                lineage = {"path": cfg.parent, "digest": parent_digest}
             return _train(run_dir, cfg, log, parent_state, lineage, flag, stop_after, on_batch)
         except Exception as e:
             tb = traceback.format_exc()

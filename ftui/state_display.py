@@ -14,6 +14,7 @@ STATE_SYMBOLS: dict[str, str] = {
     "cancelled": "⊘",
     "blocked": "■",
     "reading": " ",
+    "stale": "↻",  # done or trained, but from weights trained again since (ftui/staleness.py)
 }
 STATE_STYLES: dict[str, str] = {
     "new": "dim",
@@ -26,4 +27,5 @@ STATE_STYLES: dict[str, str] = {
     "cancelled": "magenta",
     "blocked": "red",
     "reading": "dim",
+    "stale": "yellow",
 }

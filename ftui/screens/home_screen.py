@@ -220,7 +220,7 @@ class HomeScreen(Screen[None]):
         parts = [f"{len(self.all_rows)} runs"]
         parts += [
             f"{counts[s]} {s}"
-            for s in ("running", "queued", "waiting", "failed", "blocked", "done")
+            for s in ("running", "queued", "waiting", "failed", "blocked", "done", "stale")
             if counts[s]
         ]
         if self.filter_text:
