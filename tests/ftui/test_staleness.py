@@ -3,7 +3,6 @@ events.jsonl with digests, eval.json with the checkpoint it scored, checkpoints/
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import pytest
 
 from ftui.rundir import ProgressReader
 from ftui.staleness import StaleRuns, dependency_order
+from tests.ftui.lineage_fixtures import append_events as _append
+from tests.ftui.lineage_fixtures import evaluate, train
 
 
 @dataclass(frozen=True)
@@ -23,37 +24,6 @@ class R:
 
 # pt -> ft -> ftft (a fine-tune of a fine-tune); pt -> other
 RUNS = [R("ftft", "ftft", "ft"), R("ft", "ft", "pt"), R("pt", "pt"), R("other", "other", "pt")]
-
-
-def _append(run_dir: Path, *records: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "events.jsonl", "a") as f:
-        for record in records:
-            f.write(json.dumps({"t": 1.0, **record}) + "\n")
-
-
-def train(run_dir: Path, digest: str | None, parent: str | None = None) -> None:
-    """A finished training: start, the final checkpoint's event, end (digests left out when None: an older
-    engine), and the final.pt file."""
-    lineage = {"parent": {"path": "../pt/checkpoints/final.pt", "digest": parent}} if parent else {}
-    final: dict[str, Any] = {"event": "checkpoint", "step": 8, "path": "checkpoints/final.pt", **lineage}
-    if digest is not None:
-        final["digest"] = digest
-    _append(
-        run_dir,
-        {"event": "start", "action": "train", "resumed_from_step": 0, **lineage},
-        final,
-        {"event": "end", "action": "train", "reason": "finished", "step": 8},
-    )
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    (run_dir / "checkpoints" / "final.pt").write_bytes(b"weights")
-
-
-def evaluate(run_dir: Path, digest: str | None, checkpoint: str = "checkpoints/final.pt") -> None:
-    report: dict[str, Any] = {"format": 1, "checkpoint": checkpoint, "step": 8, "sets": {}}
-    if digest is not None:
-        report["checkpoint_digest"] = digest
-    (run_dir / "eval.json").write_text(json.dumps(report))
 
 
 def judge(runs_dir: Path) -> StaleRuns:
