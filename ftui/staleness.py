@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ftui.rundir import FINAL_CHECKPOINT, EvalResults, ProgressReader, ResultsReader, RunProgress, is_trained
 
@@ -51,10 +51,12 @@ class Stale:
 
 
 class StaleRuns:
-    """Judges runs by the rule above; each run is judged at most once per instance (make one per pass).
+    """Judges runs by the rule above; each run's folder is read and each run judged at most once per instance
+    (make one per pass).
 
     `runs` must hold every run a judged run descends from (its parent, grandparent...): pass all of the
-    registry's runs. The readers default to fresh ones; `ftui list` and the app pass their stat-cached ones.
+    registry's runs. The readers default to fresh ones; `ftui list` and the app pass their stat-cached ones,
+    and `note` what they have read already, so the rule costs them no extra file access.
     """
 
     def __init__(
@@ -69,6 +71,11 @@ class StaleRuns:
         self._progress = progress or ProgressReader(history=1).progress
         self._results = results or ResultsReader().results
         self._verdicts: dict[str, Stale | None] = {}
+        self._facts: dict[str, _Facts] = {}
+
+    def note(self, key: str, progress: RunProgress | None, results: EvalResults | None, trained: bool) -> None:
+        """What the caller has read of run `key`'s folder already (its events, eval.json, final.pt)."""
+        self._facts[key] = _Facts(progress, results, trained)
 
     def check(self, key: str) -> Stale | None:
         """Why the run `key` is stale, or None when it is not (or is unknown)."""
@@ -82,19 +89,26 @@ class StaleRuns:
         """The stale runs among `keys`, in their order."""
         return {key: verdict for key in keys if (verdict := self.check(key)) is not None}
 
+    def _read(self, run: RunLike) -> _Facts:
+        facts = self._facts.get(run.key)
+        if facts is None:
+            folder = os.path.join(self._runs_dir, run.rel_dir)
+            facts = _Facts(self._progress(folder), self._results(folder), is_trained(folder))
+            self._facts[run.key] = facts
+        return facts
+
     def _judge(self, run: RunLike) -> Stale | None:
-        folder = os.path.join(self._runs_dir, run.rel_dir)
-        progress = self._progress(folder)
+        progress, results, trained = self._read(run)
         parent = self._runs.get(run.parent_key) if run.parent_key is not None else None
-        if parent is not None and is_trained(folder):
+        if parent is not None and trained:
             above = self.check(parent.key)
             if above is not None and above.retrain:
                 return Stale(f"parent {parent.key} is stale", retrain=True)
             used = progress.parent_digest if progress is not None else None
-            current = self._final_digest(parent)
+            theirs = self._read(parent).progress
+            current = theirs.final_digest if theirs is not None else None
             if used is not None and current is not None and used != current:
                 return Stale(f"parent {parent.key} was trained again after this run used it", retrain=True)
-        results = self._results(folder)
         final = progress.final_digest if progress is not None else None
         if (
             results is not None
@@ -106,9 +120,11 @@ class StaleRuns:
             return Stale("eval.json scored an older checkpoints/final.pt", retrain=False)
         return None
 
-    def _final_digest(self, run: RunLike) -> str | None:
-        progress = self._progress(os.path.join(self._runs_dir, run.rel_dir))
-        return progress.final_digest if progress is not None else None
+
+class _Facts(NamedTuple):
+    progress: RunProgress | None
+    results: EvalResults | None
+    trained: bool
 
 
 def dependency_order(keys: Iterable[str], runs: Iterable[RunLike]) -> list[str]:

@@ -146,6 +146,7 @@ def list_rows(
         state = run_state(jobs, trained, results is not None, progress)
         current = pick_job(jobs) or (max(jobs, key=lambda j: j.updated) if jobs else None)
         row = _row(run, shorts, state, current, jobs, progress, results, now)
+        stale.note(run.key, progress, results, trained)  # read above: the rule reads nothing again
         why = stale.check(run.key) if state in ("done", "trained") else None
         rows.append(replace(row, state="stale", stale=why.reason) if why is not None else row)
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
