@@ -1,6 +1,7 @@
-"""What the stale rule costs `ftui list` / the app's refresh: `list_rows` over every run of a large study whose
-runs are all trained and evaluated with lineage recorded (the worst case: every fine-tune is judged), with the
-rule on and with it off, cold (first read of every file) and warm (the app's once-a-second refresh: stats).
+"""What the stale rule costs `ftui list` / the app's refresh: `list_rows` over every run of a large study
+whose runs are all trained and evaluated with lineage recorded (the worst case: every fine-tune is judged),
+with the rule on and with it off, cold (first read of every file) and warm (the app's once-a-second refresh:
+stats).
 
     python bench/stale_bench.py [--seeds 720]     # 7 runs per seed: 5,040 runs
 
@@ -80,7 +81,9 @@ def timed(registry_path: Path, repeat: int, stale_on: bool) -> tuple[float, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=720, help="seeds (7 runs per seed)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()

@@ -73,7 +73,9 @@ class StaleRuns:
         self._verdicts: dict[str, Stale | None] = {}
         self._facts: dict[str, _Facts] = {}
 
-    def note(self, key: str, progress: RunProgress | None, results: EvalResults | None, trained: bool) -> None:
+    def note(
+        self, key: str, progress: RunProgress | None, results: EvalResults | None, trained: bool
+    ) -> None:
         """What the caller has read of run `key`'s folder already (its events, eval.json, final.pt)."""
         self._facts[key] = _Facts(progress, results, trained)
 

@@ -196,16 +196,19 @@ def _launch_stale(args: argparse.Namespace, registry: Any) -> int:
 
     if args.only or args.force:
         raise CommandError("--stale chooses what to redo itself: leave out --only and --force")
-    report, stale = launch_stale(
+    done = launch_stale(
         registry, registry.runs(args.patterns), _runs_dir(args, registry), profile=args.profile,
         executor=args.executor,
     )  # fmt: skip
-    if not stale:
-        print("no stale run" + (f" matches {' '.join(args.patterns)}" if args.patterns else ""))
+    if done.busy:
+        print(f"stale, but already queued or running, left alone: {', '.join(done.busy)}")
+    if not done.stale:
+        if not done.busy:
+            print("no stale run" + (f" matches {' '.join(args.patterns)}" if args.patterns else ""))
         return 0
-    for key, why in stale.items():
+    for key, why in done.stale.items():
         print(f"stale: {key} ({why.reason}): {'train + eval' if why.retrain else 'eval'}")
-    return _reported(args, registry, report)
+    return _reported(args, registry, done.report)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -59,6 +59,16 @@ class LaunchReport:
         return "\n".join(lines)
 
 
+@dataclass
+class StaleLaunch:
+    """What `launch_stale` did: the launch's report, the stale runs it re-runs (in dependency order, with
+    why), and the stale runs it left alone because a job of theirs is queued or running."""
+
+    report: LaunchReport
+    stale: dict[str, Stale]
+    busy: list[str]
+
+
 def _names(items: Any, limit: int = 8) -> str:
     names = list(items)
     return ", ".join(names[:limit]) + (f", … (+{len(names) - limit})" if len(names) > limit else "")
@@ -123,33 +133,37 @@ def launch_stale(
     start_worker: bool = True,
     store: Store | None = None,
     executor: str | None = None,
-) -> tuple[LaunchReport, dict[str, Stale]]:
+) -> StaleLaunch:
     """`ftui launch --stale`: re-run exactly the stale ones among `runs` (ftui/staleness.py) and their stale
     ancestors (a child re-run before its stale parent would start from the old weights again), parents
     first. A run whose weights are stale is trained again from scratch (`--restart`) and evaluated; a run
-    whose eval.json alone is stale is evaluated again. Runs with a queued or running job are left alone.
-    Returns the launch's report and the stale runs it re-runs, with why."""
+    whose eval.json alone is stale is evaluated again. Runs with a queued or running job are left alone."""
     settings = _settings(registry, executor, profile)
     store = store or Store(Path(runs_dir))
     every = registry.all_runs()
     judge = StaleRuns(runs_dir, every, store.run_status, store.run_results)
     busy = {job.run_key for job in store.jobs(states=PENDING_STATES)}
     stale: dict[str, Stale] = {}
+    busy_stale: list[str] = []
     for run in runs:
         lineage = [run]
         while lineage[-1].parent_key is not None:
             lineage.append(registry.run(lineage[-1].parent_key))
         for found in reversed(lineage):  # ancestors first
             verdict = judge.check(found.key)
-            if verdict is not None and (found is run or verdict.retrain) and found.key not in busy:
-                stale[found.key] = verdict
+            if verdict is not None and (found is run or verdict.retrain):
+                if found.key in busy:
+                    busy_stale.append(found.key)
+                else:
+                    stale[found.key] = verdict
     order = dependency_order(stale, every)
     stale = {key: stale[key] for key in order}
     retrain = [registry.run(k) for k in order if stale[k].retrain]
     reevaluate = [registry.run(k) for k in order if not stale[k].retrain]
     specs = plan(registry, retrain, ("train", "eval"), only=True, force=True)
     specs += plan(registry, reevaluate, ("eval",), only=True, force=True)
-    return _queue(registry, specs, Path(runs_dir), settings, profile, store, start_worker), stale
+    report = _queue(registry, specs, Path(runs_dir), settings, profile, store, start_worker)
+    return StaleLaunch(report, stale, list(dict.fromkeys(busy_stale)))
 
 
 def _settings(registry: Registry, executor: str | None, profile: str | None) -> RunnerSettings:

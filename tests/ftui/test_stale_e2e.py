@@ -43,7 +43,9 @@ def test_retrained_parent_makes_its_child_stale_until_launch_stale_reruns_it(tmp
     runs = tmp_path / "runs"
     try:
         assert ftui(registry, "launch", "base", "pair-1").returncode == 0
-        table = wait_until(lambda: settled(registry, "base", "pair-1"), "the first runs", timeout=300, poll=0.5)
+        table = wait_until(
+            lambda: settled(registry, "base", "pair-1"), "the first runs", timeout=300, poll=0.5
+        )
         assert table["base"]["state"] == table["pair-1"]["state"] == "done"
         first = final_digest(runs / "base")
         assert events(runs / "pair-1")[0]["parent"]["digest"] == first
@@ -73,7 +75,9 @@ def test_retrained_parent_makes_its_child_stale_until_launch_stale_reruns_it(tmp
 
         out = ftui(registry, "launch", "--stale")
         assert out.returncode == 0, out.stderr
-        assert "stale: pair-1 (parent base was trained again after this run used it): train + eval" in out.stdout
+        assert (
+            "stale: pair-1 (parent base was trained again after this run used it): train + eval" in out.stdout
+        )
         assert "queued 2 job(s): pair-1 train, pair-1 eval" in out.stdout
         table = wait_until(lambda: settled(registry, "pair-1"), "pair-1's re-run", timeout=300, poll=0.5)
         assert table["pair-1"]["state"] == "done" and table["pair-1"]["stale"] == ""

@@ -1,5 +1,5 @@
-"""The stale rule (ftui/staleness.py) on run folders written as the engine writes them (docs/run-directory.md):
-events.jsonl with digests, eval.json with the checkpoint it scored, checkpoints/final.pt."""
+"""The stale rule (ftui/staleness.py) on run folders written as the engine writes them
+(docs/run-directory.md): events.jsonl with digests, eval.json with the checkpoint it scored, final.pt."""
 
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ def test_a_parent_being_trained_again_marks_nothing_until_its_final_checkpoint(t
     train(tmp_path / "ft", "f1", parent="p1")
     _append(tmp_path / "pt", {"event": "start", "action": "train", "resumed_from_step": 0})
     assert judge(tmp_path).check("ft") is None
-    _append(tmp_path / "pt", {"event": "checkpoint", "step": 8, "path": "checkpoints/final.pt", "digest": "p2"})
+    _append(
+        tmp_path / "pt", {"event": "checkpoint", "step": 8, "path": "checkpoints/final.pt", "digest": "p2"}
+    )
     assert judge(tmp_path).check("ft") is not None
 
 
