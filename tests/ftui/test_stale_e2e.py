@@ -17,6 +17,8 @@ from tests.ftui.queue_helpers import events, list_json, mini_study_with, run_ftu
 pytestmark = pytest.mark.slow
 
 ENV = os.environ | {"FTUI_WORKER_IDLE_EXIT": "1.5", "FTUI_WORKER_POLL": "0.1", "NO_COLOR": "1"}
+# Generous: a smoke run takes seconds, but at nice 19 on a machine busy with training it took minutes (an
+# evaluation of 6 x 16 queries took 290 s once). Waiting longer never makes the test pass wrongly.
 
 
 def ftui(registry: Path, *args: str) -> Any:
@@ -44,7 +46,7 @@ def test_retrained_parent_makes_its_child_stale_until_launch_stale_reruns_it(tmp
     try:
         assert ftui(registry, "launch", "base", "pair-1").returncode == 0
         table = wait_until(
-            lambda: settled(registry, "base", "pair-1"), "the first runs", timeout=300, poll=0.5
+            lambda: settled(registry, "base", "pair-1"), "the first runs", timeout=600, poll=0.5
         )
         assert table["base"]["state"] == table["pair-1"]["state"] == "done"
         first = final_digest(runs / "base")
@@ -57,7 +59,7 @@ def test_retrained_parent_makes_its_child_stale_until_launch_stale_reruns_it(tmp
         # base trained again (another learning rate, from scratch): pair-1's weights came from the old base
         mini_study_with(tmp_path, {"lr": "2e-3"})
         assert ftui(registry, "launch", "base", "--force").returncode == 0
-        wait_until(lambda: settled(registry, "base"), "base's second training", timeout=300, poll=0.5)
+        wait_until(lambda: settled(registry, "base"), "base's second training", timeout=600, poll=0.5)
         assert final_digest(runs / "base") != first
         table = rows(registry)
         assert table["base"]["state"] == "done" and table["base"]["stale"] == ""
@@ -79,7 +81,7 @@ def test_retrained_parent_makes_its_child_stale_until_launch_stale_reruns_it(tmp
             "stale: pair-1 (parent base was trained again after this run used it): train + eval" in out.stdout
         )
         assert "queued 2 job(s): pair-1 train, pair-1 eval" in out.stdout
-        table = wait_until(lambda: settled(registry, "pair-1"), "pair-1's re-run", timeout=300, poll=0.5)
+        table = wait_until(lambda: settled(registry, "pair-1"), "pair-1's re-run", timeout=600, poll=0.5)
         assert table["pair-1"]["state"] == "done" and table["pair-1"]["stale"] == ""
         starts = [e for e in events(runs / "pair-1") if e["event"] == "start" and e["action"] == "train"]
         assert len(starts) == 1 and starts[0]["resumed_from_step"] == 0  # from scratch: old events removed
