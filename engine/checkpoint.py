@@ -2,11 +2,17 @@
 
 Layout (docs/run-directory.md): `RUN_DIR/checkpoints/step-00001000.pt` ... and `RUN_DIR/checkpoints/final.pt`.
 A checkpoint is a dict: model (the uncompiled state_dict), optimizer, step, epoch, config (plain dict),
-model_config (plain dict), rng (torch CPU and CUDA states), version. Loaded with `weights_only=True`.
+model_config (plain dict), rng (torch CPU and CUDA states), version, and for a fine-tune `parent` (the path
+and digest of the checkpoint its weights started from). Loaded with `weights_only=True`.
+
+A checkpoint's digest is the sha256 of the file's bytes (hex), computed by the engine when it writes or reads
+the file, so ftui can tell which weights a run or an evaluation used without hashing big files itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -30,27 +36,46 @@ def step_name(step: int) -> str:
     return f"step-{step:08d}.pt"
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def digest_bytes(data: bytes) -> str:
+    """The digest of a checkpoint's bytes: sha256, 64 hex digits (docs/run-directory.md)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> str:
+    """Write `state` to `path` atomically; returns the digest of the bytes written."""
+    buffer = io.BytesIO()  # serialised once in memory, so the digest is of exactly the bytes on disk
+    torch.save(state, buffer)
+    data = buffer.getvalue()
     try:
-        atomic_write_bytes(path, lambda f: torch.save(state, f))
+        atomic_write_bytes(path, data)
     except OSError as e:
         if out_of_space(e):  # in words, not torch's "enforce fail at inline_container.cc"
             raise CheckpointError(
                 f"{path}: cannot save the checkpoint: {no_space_message(path.parent)}"
             ) from None
         raise
+    return digest_bytes(data)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    return load_checkpoint_digest(path, map_location)[0]
+
+
+def load_checkpoint_digest(
+    path: Path, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], str]:
+    """The checkpoint at `path` and the digest of the bytes it was read from (one read of the file).
+    Raises CheckpointError for a missing, damaged or foreign file."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        data = path.read_bytes()
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises RuntimeError, pickle errors, EOFError... for a damaged file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
         raise CheckpointError(f"{path}: not an ftui engine checkpoint (no model / model_config)")
-    return state
+    return state, digest_bytes(data)
 
 
 def step_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.checkpoint import CHECKPOINT_DIR, FINAL_NAME, load_checkpoint
+from engine.checkpoint import CHECKPOINT_DIR, FINAL_NAME, load_checkpoint_digest
 from engine.config import ConfigError, ModelConfig, RunConfig, config_hash, parse_config, read_raw
 from engine.device import describe_device, resolve_amp_dtype, resolve_device, versions
 from engine.filelock import atomic_write_bytes
@@ -194,7 +194,8 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
     t_start = time.monotonic()
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_amp_dtype(cfg.train.dtype, device)
-    state = load_checkpoint(ckpt, map_location=device)  # CheckpointError: exit 1 with an error event
+    # CheckpointError: exit 1 with an error event. The digest says which weights eval.json scores.
+    state, digest = load_checkpoint_digest(ckpt, map_location=device)
     mismatch = world_mismatch(state.get("config"), cfg.world, f"checkpoint {ckpt}")
     if mismatch:  # the test sets of another world would score a model on cities it never saw
         log.log(f"error: {run_dir / 'config.toml'}: world: {mismatch}")
@@ -204,10 +205,11 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
     step = int(state.get("step", -1))
     ec = cfg.eval
     log.log(f"eval {cfg.name}: {ckpt} (step {step:,}) on {describe_device(device)}, autocast {amp_dtype}")
+    log.log(f"checkpoint digest: sha256 {digest}")
     log.log(f"world: {cfg.world.describe()}")
     log.event(
         "start", action="eval", config=cfg.to_dict(), world=cfg.world.to_dict(), versions=versions(),
-        device=describe_device(device), checkpoint=str(ckpt),
+        device=describe_device(device), checkpoint=str(ckpt), checkpoint_digest=digest,
     )  # fmt: skip
     sets = eval_sets(list(ec.tasks), list(ec.sets), ec.n, ec.seed, cfg.data_root_path(run_dir), cfg.world)
     results: list[SetResult] = []
@@ -261,6 +263,7 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
         "name": cfg.name,
         "seed": cfg.seed,
         "checkpoint": ckpt_name,
+        "checkpoint_digest": digest,
         "step": step,
         "config_hash": cfg_hash,
         "world": cfg.world.to_dict(),

@@ -34,6 +34,7 @@ from engine.checkpoint import (
     check_model_config,
     latest_checkpoint,
     load_checkpoint,
+    load_checkpoint_digest,
     prune_checkpoints,
     rng_state,
     save_checkpoint,
@@ -158,9 +159,14 @@ def make_optimizer(
 
 
 def checkpoint_state(
-    model: nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: int, cfg: RunConfig
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    epoch: int,
+    cfg: RunConfig,
+    parent: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,
@@ -171,6 +177,9 @@ def checkpoint_state(
         "version": engine.__version__,
         "format": 1,
     }
+    if parent is not None:  # a resumed fine-tune keeps the lineage of the weights it continues
+        state["parent"] = dict(parent)
+    return state
 
 
 def remove_run_outputs(run_dir: Path) -> None:
@@ -195,6 +204,7 @@ def run_training(
     """Train RUN_DIR; returns the exit code. `stop_after` (tests) stops as SIGTERM would after that step."""
     # 1. Everything that can be wrong with the config is checked before anything is written (exit 2).
     parent_state: dict[str, Any] | None = None
+    parent_digest = ""
     parent_error: CheckpointError | None = None
     try:
         file, raw = read_raw(run_dir)
@@ -206,7 +216,7 @@ def run_training(
                     f"{file}: parent: checkpoint {parent} not found (train the parent run first)"
                 )
             try:
-                parent_state = load_checkpoint(parent)
+                parent_state, parent_digest = load_checkpoint_digest(parent)
                 check_model_config(parent_state, cfg.model, parent)
             except CheckpointError as e:
                 parent_error = e
@@ -235,7 +245,10 @@ def run_training(
         try:
             if parent_error is not None:
                 raise parent_error
-            return _train(run_dir, cfg, log, parent_state, flag, stop_after, on_batch)
+            lineage = None
+            if parent_state is not None and cfg.parent is not None:
+                lineage = {"path": cfg.parent, "digest": parent_digest}
+            return _train(run_dir, cfg, log, parent_state, lineage, flag, stop_after, on_batch)
         except Exception as e:
             tb = traceback.format_exc()
             log.log(f"error: {type(e).__name__}: {e}\n{tb}")
@@ -248,6 +261,7 @@ def _train(
     cfg: RunConfig,
     log: RunLog,
     parent_state: dict[str, Any] | None,
+    parent: dict[str, str] | None,
     stop: StopFlag,
     stop_after: int | None,
     on_batch: Callable[[int, Tensor], None] | None,
@@ -300,6 +314,8 @@ def _train(
     if parent_state is not None:
         model.load_state_dict(parent_state["model"])
         log.log(f"initialised from parent {cfg.parent} (step {parent_state.get('step')})")
+        if parent is not None:
+            log.log(f"parent checkpoint digest: sha256 {parent['digest']}")
     model.to(device)
     optimizer = make_optimizer(model, tc, device, capturable=graphed)
     start_step = 0
@@ -312,6 +328,8 @@ def _train(
         set_rng_state(state.get("rng", {}))
         start_step = int(state["step"])
         log.log(f"resumed from {resume} at step {start_step:,}")
+        if isinstance(state.get("parent"), dict):
+            parent = {str(k): str(v) for k, v in state["parent"].items()}  # the weights descend from that one
         changed = _changed_keys(state.get("config", {}), cfg.to_dict())
         if changed:
             log.log(f"warning: config.toml changed since that checkpoint: {', '.join(changed)}")
@@ -341,11 +359,13 @@ def _train(
         resumed_from_step=start_step,
         total_steps=total_steps,
         compiled=mode or False,
+        **({"parent": parent} if parent is not None else {}),
     )
 
     def save(step: int, path: Path) -> None:
-        save_checkpoint(path, checkpoint_state(model, optimizer, step, step // spe, cfg))
-        log.event("checkpoint", step=step, path=str(path.relative_to(run_dir)))
+        digest = save_checkpoint(path, checkpoint_state(model, optimizer, step, step // spe, cfg, parent))
+        lineage = {"parent": parent} if parent is not None else {}
+        log.event("checkpoint", step=step, path=str(path.relative_to(run_dir)), digest=digest, **lineage)
 
     ckpt_dir = run_dir / CHECKPOINT_DIR
     tokens_per_step = tc.batch_size * float(batcher.lengths.mean() - 1)  # trained (non-PAD) positions

@@ -79,6 +79,7 @@ def _heatmap(registry: Any, runs_dir: Path, heatmap: Any, sets: str, model: str,
         return entry
     entry.title = view.title()
     entry.missing_cells = view.matrix.missing
+    entry.stale = view.stale_line("hatched")
     for kind in ("png", "svg", "csv"):
         export(view, out / f"{stem}.{kind}")
         entry.files[kind] = f"{stem}.{kind}"

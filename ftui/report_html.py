@@ -55,6 +55,8 @@ def _heatmap_section(entry: HeatmapEntry) -> str:
         parts.append(f'<figure><img src="{escape(entry.files["png"])}" alt="{escape(alt)}"></figure>')
         if entry.missing_cells:
             parts.append(f'<p class="note">{entry.missing_cells} cell(s) not evaluated yet (grey).</p>')
+        if entry.stale:
+            parts.append(f'<p class="note">{escape(entry.stale)}</p>')
         links = " ".join(
             f'<a href="{escape(entry.files[k])}">{k.upper()}</a>'
             for k in ("png", "svg", "csv")
@@ -138,6 +140,8 @@ def render_readme(report: Report) -> str:
             lines += [f"![{e.name} {e.sets}]({e.files['png']})", ""]
             if e.missing_cells:
                 lines += [f"{e.missing_cells} cell(s) not evaluated yet.", ""]
+            if e.stale:
+                lines += [e.stale, ""]
         for kind in ("scores", "interference"):
             if kind in e.files:
                 lines.append(f"- {kind}: [{e.files[kind]}]({e.files[kind]})")

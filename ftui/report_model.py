@@ -23,6 +23,7 @@ class HeatmapEntry:
     )  # "png" | "svg" | "csv" -> path relative to the report
     predict_from: str | None = None
     missing_cells: int = 0
+    stale: str = ""  # the legend of the hatched (stale) cells, naming their runs; "" when none
     problem: str = ""  # why the heatmap (or its predictions) could not be drawn
     scores: list[dict[str, Any]] = field(default_factory=list)
     interference: list[dict[str, Any]] = field(default_factory=list)

@@ -53,6 +53,10 @@ class RunProgress:
     last_step_t: float | None = None
     corrupt_lines: int = 0  # lines that were complete but not valid JSON objects
     losses: tuple[float, ...] = ()  # recent losses, oldest first (for a sparkline)
+    # Lineage (docs/run-directory.md): sha256 of checkpoints/final.pt as the engine wrote it, and of the
+    # parent checkpoint the weights started from; None when not recorded (before final.pt, an older engine).
+    final_digest: str | None = None
+    parent_digest: str | None = None
     # (t, step) of the newest step events since the newest start, oldest first (for `steps_per_s`)
     step_times: tuple[tuple[float, int], ...] = ()
 
@@ -132,7 +136,9 @@ def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
             error=None,
             step_times=(),  # a resumed run's first interval would span the restart
         )
-        if action == "eval":
+        if action == "train":  # a new training: the final checkpoint is yet to come
+            d.update(final_digest=None, parent_digest=_digest(ev.get("parent")))
+        elif action == "eval":
             d.update(eval_set=None, eval_done=None, eval_total=None, eval_sets_done=0)
     elif kind == "eval":
         # One event per finished set: `done` = sets finished so far, `total` = all sets (engine/evaluate.py).
@@ -143,6 +149,10 @@ def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
             eval_total=total,
             eval_sets_done=done if done is not None else d["eval_sets_done"] + 1,
         )
+    elif kind == "checkpoint" and ev.get("path") == FINAL_CHECKPOINT:
+        digest = ev.get("digest")
+        d["final_digest"] = digest if isinstance(digest, str) else None
+        d["parent_digest"] = _digest(ev.get("parent")) or d["parent_digest"]
     elif kind == "end":
         reason = ev.get("reason")
         d["end_reason"] = reason if isinstance(reason, str) else "finished"
@@ -154,6 +164,12 @@ def _fold(d: dict[str, Any], ev: dict[str, Any]) -> None:
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _digest(lineage: Any) -> str | None:
+    """The digest of a `{"path": ..., "digest": ...}` lineage record, or None."""
+    digest = lineage.get("digest") if isinstance(lineage, dict) else None
+    return digest if isinstance(digest, str) and digest else None
 
 
 def _int(v: Any) -> int | None:
@@ -249,12 +265,13 @@ class EvalSet:
 
 @dataclass(frozen=True)
 class EvalResults:
-    """A run's `eval.json`: the checkpoint and step evaluated and its sets in file order (`sets` is None when
-    the file has no "sets" object; entries that are not objects are left out)."""
+    """A run's `eval.json`: the checkpoint (path, digest) and step evaluated and its sets in file order
+    (`sets` is None when the file has no "sets" object; entries that are not objects are left out)."""
 
     sets: dict[str, EvalSet] | None
     checkpoint: str | None = None
     step: int | None = None
+    checkpoint_digest: str | None = None  # sha256 of the checkpoint's bytes; None from an older engine
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EvalResults:
@@ -275,7 +292,12 @@ class EvalResults:
                 if isinstance(entry, dict)
             }
         checkpoint = data.get("checkpoint")
-        return cls(sets, str(checkpoint) if checkpoint is not None else None, _int(data.get("step")))
+        return cls(
+            sets,
+            str(checkpoint) if checkpoint is not None else None,
+            _int(data.get("step")),
+            _str(data.get("checkpoint_digest")),
+        )
 
 
 def _str(v: Any) -> str | None:

@@ -18,6 +18,7 @@ STATE_SYMBOLS: dict[str, str] = {
     "cancelled": "⊘",
     "blocked": "■",
     "reading": " ",
+    "stale": "↻",  # done or trained, but from weights trained again since (ftui/staleness.py)
 }
 STATE_STYLES: dict[str, str] = {
     "new": "dim",
@@ -30,6 +31,7 @@ STATE_STYLES: dict[str, str] = {
     "cancelled": "magenta",
     "blocked": "red",
     "reading": "dim",
+    "stale": "yellow",
 }
 
 # The order states are counted in by `state_counts` (`ftui list`'s summary and the app's header): finished

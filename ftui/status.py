@@ -4,6 +4,8 @@ events.jsonl, a result summary.
 A run's state is the state of its job that matters most: an active one (running, then queued, then waiting),
 else a broken one (failed, blocked, cancelled); with no open job, what its folder shows: `done` only when
 it is trained AND evaluated, `trained` when only the final checkpoint exists, `new` when nothing does.
+A `done` or `trained` run whose weights or results were made from a checkpoint trained again since is `stale`
+(ftui/staleness.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ftui.queue import procs
 from ftui.queue.store import Job, Store
 from ftui.rundir import EvalResults, RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
+from ftui.staleness import StaleRuns
 from ftui.state_display import STATE_STYLES
 
 if TYPE_CHECKING:
@@ -114,6 +117,7 @@ class RunStatus:
     jobs: tuple[Job, ...] = ()
     gpu_memory_mib: float | None = None  # a running local job on a GPU slot (NVML, ftui/gpu_usage.py)
     gpu_util_percent: int | None = None
+    stale: str = ""  # why the state is "stale" (ftui/staleness.py)
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jobs"}
@@ -132,6 +136,7 @@ def list_rows(
     for job in store.jobs(run_keys=[r.key for r in runs]) if runs else []:
         jobs_by_key.setdefault(job.run_key, []).append(job)
     rows = []
+    stale = StaleRuns(runs_dir, registry.all_runs(), store.run_status, store.run_results)
     for run in runs:
         run_dir = os.path.join(runs_dir, run.rel_dir)
         jobs = jobs_by_key.get(run.key, [])
@@ -140,7 +145,10 @@ def list_rows(
         trained = is_trained(run_dir)
         state = run_state(jobs, trained, results is not None, progress)
         current = pick_job(jobs) or (max(jobs, key=lambda j: j.updated) if jobs else None)
-        rows.append(_row(run, shorts, state, current, jobs, progress, results, now))
+        row = _row(run, shorts, state, current, jobs, progress, results, now)
+        stale.note(run.key, progress, results, trained)  # read above: the rule reads nothing again
+        why = stale.check(run.key) if state in ("done", "trained") else None
+        rows.append(replace(row, state="stale", stale=why.reason) if why is not None else row)
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
 
 
@@ -237,6 +245,8 @@ def print_table(rows: Sequence[RunStatus], runs_dir: Path) -> None:
             progress = ""
         loss = f"{r.loss:.4f}" if r.loss is not None else ""
         detail = r.result or (r.reason if r.state in ("failed", "blocked", "cancelled") else "")
+        if r.stale:
+            detail = f"{detail} ({r.stale})" if detail else r.stale
         # Text, not markup: a reason may contain brackets (a log line, a path). Cleaned: reasons and Slurm
         # messages come from outside (squeue, the engine) and must not drive the terminal.
         cells: list[str | Text] = [

@@ -91,6 +91,7 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     matrix = view.matrix
     panels = view.panels()
@@ -100,9 +101,13 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
     left, gap, bar, bar_labels, top, bottom = 1.7, 0.35, 0.14, 0.45, 0.9, 0.2
     panel_w, grid_h = n_cols * cell_w, n_rows * cell_h
     width = left + len(panels) * (panel_w + 0.08 + bar + bar_labels) + (len(panels) - 1) * gap + 0.1
-    height = top + grid_h + bottom
     title = f"{view.title()} · {view.missing_line()}"
-    width = max(width, 0.4 + 0.075 * len(title))  # a one-panel figure must not clip its title (10 pt text)
+    if any(matrix.stale_rows):  # the legend of the hatching, on a second title line
+        title += "\n" + view.stale_line("hatched")
+        top += 0.2
+    height = top + grid_h + bottom
+    longest = max(len(line) for line in title.splitlines())
+    width = max(width, 0.4 + 0.075 * longest)  # a one-panel figure must not clip its title (10 pt text)
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     axes: list[Any] = []
@@ -132,6 +137,11 @@ def figure_bytes(view: HeatmapView, kind: str) -> bytes:
                 else:
                     ink, label = "#555555", "n/a"
                 ax.text(c, r, label, ha="center", va="center", fontsize=8, color=ink)
+                if matrix.stale_rows[r]:  # stale: a hatched cell (the title says what the hatching means)
+                    ax.add_patch(
+                        Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#7a5a00",
+                                  linewidth=0)
+                    )  # fmt: skip
                 if trained[r, c]:
                     ax.text(
                         c + 0.46,

@@ -34,6 +34,9 @@ RunResults = Mapping[str, SetResult]
 ResultSource = Callable[[str, int], RunResults | None]
 """(experiment, seed) -> that run's results, or None when it has none (yet)."""
 
+StaleSource = Callable[[str, int], bool]
+"""(experiment, seed) -> whether that run is stale (ftui/staleness.py)."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -72,7 +75,8 @@ class FamilyMatrix:
     """Values of one family, per seed, after normalisation (or raw metrics when scheme == "raw").
 
     `per_seed[s, r, c]` is NaN where seed `seeds[s]` of row r has no value for column c. `done[s, r]` is True
-    when that run's `eval.json` was read; `expected[s, r]` when the row has that seed at all.
+    when that run's `eval.json` was read; `expected[s, r]` when the row has that seed at all; `stale[s, r]`
+    when that run's results are stale (made from weights trained again since; ftui/staleness.py).
     """
 
     family: str
@@ -87,6 +91,7 @@ class FamilyMatrix:
     metrics: tuple[Metric | None, ...]
     baseline: str | None = None
     baseline_missing: tuple[int, ...] = ()  # seeds whose baseline run has no results: every cell is missing
+    stale: np.ndarray | None = None  # None: not judged (no run is marked)
 
     @property
     def values(self) -> np.ndarray:
@@ -106,6 +111,13 @@ class FamilyMatrix:
     @property
     def seeds_expected(self) -> tuple[int, ...]:
         return tuple(int(n) for n in self.expected.sum(axis=0))
+
+    @property
+    def stale_rows(self) -> tuple[bool, ...]:
+        """Per row: some seed's results that its values include are stale (every cell of the row is)."""
+        if self.stale is None:
+            return (False,) * len(self.rows)
+        return tuple(bool(x) for x in (self.stale & self.done).any(axis=0))
 
     @property
     def missing(self) -> int:
@@ -155,10 +167,12 @@ def build_matrix(
     baseline: str | None,
     scheme: Scheme = "perfect",
     sets: SetName = "atlantis",
+    stale: StaleSource | None = None,
 ) -> FamilyMatrix:
     """Read every run of the family (and its baseline of the same seed) and normalise per seed.
 
-    `baseline` names the baseline experiment; it may be None only for scheme == "raw".
+    `baseline` names the baseline experiment; it may be None only for scheme == "raw". `stale` marks the runs
+    whose results are out of date (None: none is).
     """
     if scheme not in SCHEME_NAMES:
         raise ValueError(f"unknown normalisation {scheme!r} (allowed: {', '.join(SCHEME_NAMES)})")
@@ -170,6 +184,7 @@ def build_matrix(
     per_seed = np.full((len(seeds), len(rows), len(columns)), np.nan)
     done = np.zeros((len(seeds), len(rows)), dtype=bool)
     expected = np.zeros((len(seeds), len(rows)), dtype=bool)
+    out_of_date = np.zeros((len(seeds), len(rows)), dtype=bool)
     metrics: list[Metric | None] = [None] * len(columns)
     baseline_missing: list[int] = []
     for s, seed in enumerate(seeds):
@@ -184,6 +199,7 @@ def build_matrix(
             if results is None:
                 continue
             done[s, r] = True
+            out_of_date[s, r] = stale is not None and stale(row.name, seed)
             for c, column in enumerate(columns):
                 result = results.get(f"{sets}/{column.name}")
                 if result is not None and metrics[c] is None:
@@ -202,4 +218,5 @@ def build_matrix(
         metrics=tuple(metrics),
         baseline=baseline,
         baseline_missing=tuple(baseline_missing),
+        stale=out_of_date if stale is not None else None,
     )

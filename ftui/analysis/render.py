@@ -1,6 +1,7 @@
 """The heatmap grid as a Rich renderable, for `ftui heatmap` and the app's heatmap screen.
 
-Each cell shows its value with two decimals and a "T" after it when the row was trained on the column's task;
+Each cell shows its value with two decimals and a "T" after it when the row was trained on the column's task,
+then a "*" when the row's results are stale (ftui/staleness.py; only grids with a stale row have that column);
 a missing cell shows a grey "·". With `colour=False` (NO_COLOR, or a terminal without colours) nothing is
 styled at all, and the numbers, T markers and dots alone carry the grid.
 
@@ -18,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ftui.analysis.colours import RGB, cell_colour, text_colour
-from ftui.analysis.view import HeatmapView, Panel, PanelName, format_value
+from ftui.analysis.view import STALE_MARK, HeatmapView, Panel, PanelName, format_value
 
 TRAINED_MARK = "T"
 MISSING_STYLE = Style(color="grey50")
@@ -30,8 +31,11 @@ def _rgb(colour: RGB) -> str:
     return f"rgb({colour[0]},{colour[1]},{colour[2]})"
 
 
-def _cell_text(value: float, trained: bool, panel: Panel, raw: bool) -> str:
+def _cell_text(value: float, trained: bool, panel: Panel, raw: bool, stale: bool | None = None) -> str:
+    """The value, the trained mark, and with `stale` not None the stale mark (or a space)."""
     mark = TRAINED_MARK if trained else " "
+    if stale is not None:
+        mark += STALE_MARK if stale else " "
     if not math.isfinite(value):
         return f"· {mark}"
     return f"{format_value(value, raw and panel.name == 'actual', signed=panel.scale == 'error')} {mark}"
@@ -54,11 +58,19 @@ def render_panel(view: HeatmapView, panel: Panel, *, colour: bool = True) -> Tab
     """
     matrix = view.matrix
     trained = matrix.trained
+    stale_rows = matrix.stale_rows
+    marked = any(stale_rows)  # the stale column only when it marks something: other grids stay as they were
     tasks = view.row_tasks()
     seeds = [f"{done}/{n}" for done, n in zip(matrix.seeds_done, matrix.seeds_expected, strict=True)]
     cells = [
         [
-            _cell_text(float(panel.values[r, c]), bool(trained[r, c]), panel, view.raw)
+            _cell_text(
+                float(panel.values[r, c]),
+                bool(trained[r, c]),
+                panel,
+                view.raw,
+                stale_rows[r] if marked else None,
+            )
             for c in range(len(matrix.columns))
         ]
         for r in range(len(matrix.rows))
@@ -111,4 +123,6 @@ def render_view(
     if view.raw:
         summary += " · raw metrics (colour: per column, worst to best)"
     parts.append(Text(summary, style="dim" if colour else ""))
+    if view.stale_line():
+        parts.append(Text(view.stale_line(), style="yellow" if colour else ""))
     return Group(*parts)

@@ -35,7 +35,8 @@ from ftui.analysis.predict import (
 )
 from ftui.analysis.predict import score_models as score_all
 from ftui.analysis.view import HeatmapView
-from ftui.rundir import EvalResults, ResultsReader
+from ftui.rundir import EvalResults, ResultsReader, StrPath
+from ftui.staleness import ReadProgress, StaleRuns
 
 
 class AnalysisError(ValueError):
@@ -72,6 +73,10 @@ class _Run(Protocol):
     def seed(self) -> int: ...
     @property
     def rel_dir(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def parent_key(self) -> str | None: ...
 
 
 class _HeatmapDef(Protocol):
@@ -139,18 +144,32 @@ def check_choice(name: str, allowed: Sequence[str], what: str) -> str:
     return name
 
 
-ReadResults = Callable[[Path], EvalResults | None]
+ReadResults = Callable[[StrPath], EvalResults | None]
 """A run folder -> its eval.json (`ftui.rundir.ResultsReader.results`: the app passes its long-lived one, so
 an unchanged file costs a stat)."""
 
 
 class RunsReader:
-    """Each run's usable results, read at most once: (experiment, seed) -> results, None when it has none."""
+    """Each run's usable results, read at most once: (experiment, seed) -> results, None when it has none.
+    `is_stale` says whether a run's results are stale (ftui/staleness.py; `progress` reads events.jsonl)."""
 
-    def __init__(self, registry: RegistryLike, runs_dir: Path, results: ReadResults | None = None) -> None:
-        self._dirs = {(run.experiment.name, run.seed): runs_dir / run.rel_dir for run in registry.runs()}
+    def __init__(
+        self,
+        registry: RegistryLike,
+        runs_dir: Path,
+        results: ReadResults | None = None,
+        progress: ReadProgress | None = None,
+    ) -> None:
+        runs = registry.runs()
+        self._dirs = {(run.experiment.name, run.seed): runs_dir / run.rel_dir for run in runs}
+        self._keys = {(run.experiment.name, run.seed): run.key for run in runs}
         self._read = results or ResultsReader().results
         self._cache: dict[tuple[str, int], RunResults | None] = {}
+        self._stale = StaleRuns(runs_dir, runs, progress, self._read)
+
+    def is_stale(self, experiment: str, seed: int) -> bool:
+        key = self._keys.get((experiment, seed))
+        return key is not None and self._stale.check(key) is not None
 
     def __call__(self, experiment: str, seed: int) -> RunResults | None:
         key = (experiment, seed)
@@ -178,8 +197,9 @@ def family_matrix(
     ]
     columns = [Column(name=task.name, short=task.short) for task in registry.study.tasks]
     return build_matrix(
-        family=family, rows=rows, columns=columns, source=reader, baseline=baseline, scheme=scheme, sets=sets
-    )
+        family=family, rows=rows, columns=columns, source=reader, baseline=baseline, scheme=scheme, sets=sets,
+        stale=reader.is_stale,
+    )  # fmt: skip
 
 
 def _scheme(registry: RegistryLike, scheme: str | None, raw: bool) -> Scheme:
@@ -210,9 +230,10 @@ def _matrices(
     *,
     with_source: bool,
     results: ReadResults | None = None,
+    progress: ReadProgress | None = None,
 ) -> tuple[FamilyMatrix, FamilyMatrix | None]:
     """The heatmap's own family matrix and, `with_source`, the matrix its predictions come from."""
-    reader = RunsReader(registry, runs_dir, results)
+    reader = RunsReader(registry, runs_dir, results, progress)
     target = family_matrix(
         registry, reader, choice.family, baseline=choice.baseline, scheme=scheme, sets=sets
     )
@@ -273,6 +294,7 @@ def browse_heatmap(
     sets: str = "atlantis",
     raw: bool = False,
     results: ReadResults | None = None,
+    progress: ReadProgress | None = None,
 ) -> BrowsedHeatmap:
     """`build_view` for the app, whose keys combine any model with any heatmap: a prediction that cannot be
     made shows the actual values (and says why, unless the heatmap has no source family at all) instead of
@@ -285,8 +307,9 @@ def browse_heatmap(
     predicting = model is not None and not raw and choice.predict_from is not None
     note = RAW_PREDICTION_NOTE if model is not None and raw and choice.predict_from is not None else ""
     target, source = _matrices(
-        registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting, results=results
-    )
+        registry, runs_dir, choice, chosen, chosen_sets, with_source=predicting, results=results,
+        progress=progress,
+    )  # fmt: skip
     if model is None or source is None:
         return BrowsedHeatmap(HeatmapView(target), [], note)
     try:

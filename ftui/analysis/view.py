@@ -17,6 +17,7 @@ from ftui.analysis.matrix import FamilyMatrix
 from ftui.analysis.predict import FITTED_MODELS, Prediction
 
 PanelName = Literal["actual", "predicted", "error"]
+STALE_MARK = "*"  # after a cell of a stale run, in the grid (the figure hatches the cell)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +98,15 @@ class HeatmapView:
             line += f" (baseline {base} not evaluated, seed {seeds}: ftui eval {base})"
         return line
 
+    def stale_line(self, mark: str = STALE_MARK) -> str:
+        """The legend of the stale `mark`, naming the stale rows; "" when no row is stale."""
+        names = [
+            row.name for row, stale in zip(self.matrix.rows, self.matrix.stale_rows, strict=True) if stale
+        ]
+        if not names:
+            return ""
+        return f"{mark} = stale ({', '.join(names)}): made from weights trained since; ftui launch --stale"
+
     def to_dict(self) -> dict[str, Any]:
         """The view as plain JSON-ready data (NaN becomes None)."""
         matrix = self.matrix
@@ -116,9 +126,10 @@ class HeatmapView:
                     "tasks": list(row.tasks),
                     "seeds_done": done,
                     "seeds_expected": expected,
+                    "stale": stale,
                 }
-                for row, done, expected in zip(
-                    matrix.rows, matrix.seeds_done, matrix.seeds_expected, strict=True
+                for row, done, expected, stale in zip(
+                    matrix.rows, matrix.seeds_done, matrix.seeds_expected, matrix.stale_rows, strict=True
                 )
             ],
             "missing_cells": matrix.missing,

@@ -26,7 +26,12 @@ class CommandError(Exception):
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser("launch", help="queue training and evaluation (with missing dependencies)")
-    p.add_argument("patterns", nargs="+", metavar="PATTERN", help="experiment names or run keys (globs)")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="experiment names or run keys (globs)")
+    p.add_argument(
+        "--stale",
+        action="store_true",
+        help="re-run exactly the stale runs (matching PATTERN; all when none), parents first",
+    )
     p.add_argument("--only", action="store_true", help="do not queue missing dependencies (parent training)")
     p.add_argument("--force", action="store_true", help="redo finished runs (training restarts from scratch)")
     p.add_argument(
@@ -164,6 +169,10 @@ def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eva
     from ftui.queue.launching import launch
 
     registry = _registry(args, required=True)
+    if getattr(args, "stale", False):
+        return _launch_stale(args, registry)
+    if not args.patterns:
+        raise CommandError("launch needs a PATTERN (experiment names or run keys), or --stale")
     runs = registry.runs(args.patterns)
     report = launch(
         registry,
@@ -175,6 +184,11 @@ def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eva
         force=args.force,
         executor=args.executor,
     )
+    return _reported(args, registry, report)
+
+
+def _reported(args: argparse.Namespace, registry: Any, report: Any) -> int:
+    """Print a launch's report; exit 1 when something was refused or cannot be evaluated. `--notify` waits."""
     print(report.summary())
     code = 1 if report.not_trained or report.result.refused else 0
     if getattr(args, "notify", False):
@@ -182,6 +196,26 @@ def cmd_launch(args: argparse.Namespace, actions: Sequence[str] = ("train", "eva
 
         return max(code, wait_and_notify(Store(_runs_dir(args, registry)), report.result))
     return code
+
+
+def _launch_stale(args: argparse.Namespace, registry: Any) -> int:
+    from ftui.queue.launching import launch_stale
+
+    if args.only or args.force:
+        raise CommandError("--stale chooses what to redo itself: leave out --only and --force")
+    done = launch_stale(
+        registry, registry.runs(args.patterns), _runs_dir(args, registry), profile=args.profile,
+        executor=args.executor,
+    )  # fmt: skip
+    if done.busy:
+        print(f"stale, but already queued or running, left alone: {', '.join(done.busy)}")
+    if not done.stale:
+        if not done.busy:
+            print("no stale run" + (f" matches {' '.join(args.patterns)}" if args.patterns else ""))
+        return 0
+    for key, why in done.stale.items():
+        print(f"stale: {key} ({why.reason}): {'train + eval' if why.retrain else 'eval'}")
+    return _reported(args, registry, done.report)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Queueing runs: the one code path behind `ftui launch`, `ftui eval` and the app's launch key.
+"""Queueing runs: the one code path behind `ftui launch`, `ftui launch --stale`, `ftui eval` and the app's
+launch key.
 
 Order of work, so that a bad registry or a config clash queues nothing: plan the jobs (dependencies first),
 write every config.toml that a queued job will read, record the runner settings, then queue everything in one
@@ -12,8 +13,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftui.queue.store import EXECUTORS, OPEN_STATES, RUNNING, EnqueueResult, JobSpec, Store
+from ftui.queue.store import EXECUTORS, OPEN_STATES, PENDING_STATES, RUNNING, EnqueueResult, JobSpec, Store
 from ftui.rundir import has_config, is_trained
+from ftui.staleness import Stale, StaleRuns, dependency_order
 
 if TYPE_CHECKING:
     from ftui.registry import Registry
@@ -55,6 +57,16 @@ class LaunchReport:
         if self.worker_pid is not None:
             lines.append(f"worker started (pid {self.worker_pid})")
         return "\n".join(lines)
+
+
+@dataclass
+class StaleLaunch:
+    """What `launch_stale` did: the launch's report, the stale runs it re-runs (in dependency order, with
+    why), and the stale runs it left alone because a job of theirs is queued or running."""
+
+    report: LaunchReport
+    stale: dict[str, Stale]
+    busy: list[str]
 
 
 def _names(items: Any, limit: int = 8) -> str:
@@ -106,21 +118,79 @@ def launch(
     (nothing queued) for an unknown executor or a forced redo of a running job, and the registry's
     RegistryError for a bad config or a config clash. `executor` overrides [runner] executor for the jobs
     this launch queues (jobs already queued keep theirs)."""
-    from ftui.queue.worker import WorkerStart
-    from ftui.queue.worker import start_worker as start_worker_for
-    from ftui.registry import write_run_config
+    settings = _settings(registry, executor, profile)
+    store = store or Store(Path(runs_dir))
+    specs = plan(registry, runs, actions, only=only, force=force)
+    return _queue(registry, specs, Path(runs_dir), settings, profile, store, start_worker)
 
+
+def launch_stale(
+    registry: Registry,
+    runs: Sequence[Run],
+    runs_dir: Path,
+    *,
+    profile: str | None = None,
+    start_worker: bool = True,
+    store: Store | None = None,
+    executor: str | None = None,
+) -> StaleLaunch:
+    """`ftui launch --stale`: re-run exactly the stale ones among `runs` (ftui/staleness.py) and their stale
+    ancestors (a child re-run before its stale parent would start from the old weights again), parents
+    first. A run whose weights are stale is trained again from scratch (`--restart`) and evaluated; a run
+    whose eval.json alone is stale is evaluated again. Runs with a queued or running job are left alone."""
+    settings = _settings(registry, executor, profile)
+    store = store or Store(Path(runs_dir))
+    every = registry.all_runs()
+    judge = StaleRuns(runs_dir, every, store.run_status, store.run_results)
+    busy = {job.run_key for job in store.jobs(states=PENDING_STATES)}
+    stale: dict[str, Stale] = {}
+    busy_stale: list[str] = []
+    for run in runs:
+        lineage = [run]
+        while lineage[-1].parent_key is not None:
+            lineage.append(registry.run(lineage[-1].parent_key))
+        for found in reversed(lineage):  # ancestors first
+            verdict = judge.check(found.key)
+            if verdict is not None and (found is run or verdict.retrain):
+                if found.key in busy:
+                    busy_stale.append(found.key)
+                else:
+                    stale[found.key] = verdict
+    order = dependency_order(stale, every)
+    stale = {key: stale[key] for key in order}
+    retrain = [registry.run(k) for k in order if stale[k].retrain]
+    reevaluate = [registry.run(k) for k in order if not stale[k].retrain]
+    specs = plan(registry, retrain, ("train", "eval"), only=True, force=True)
+    specs += plan(registry, reevaluate, ("eval",), only=True, force=True)
+    report = _queue(registry, specs, Path(runs_dir), settings, profile, store, start_worker)
+    return StaleLaunch(report, stale, list(dict.fromkeys(busy_stale)))
+
+
+def _settings(registry: Registry, executor: str | None, profile: str | None) -> RunnerSettings:
     settings = registry.runner
     if executor is not None:
         if executor not in EXECUTORS:
             raise LaunchError(f"unknown executor {executor!r} (allowed: {', '.join(EXECUTORS)})")
         settings = replace(settings, executor=executor)
     registry.profile(profile)  # an unknown profile is an error even when everything is already done
-    runs_dir = Path(runs_dir)
-    store = store or Store(runs_dir)
-    specs = [
-        replace(s, executor=settings.executor) for s in plan(registry, runs, actions, only=only, force=force)
-    ]
+    return settings
+
+
+def _queue(
+    registry: Registry,
+    planned: Sequence[JobSpec],
+    runs_dir: Path,
+    settings: RunnerSettings,
+    profile: str | None,
+    store: Store,
+    start_worker: bool,
+) -> LaunchReport:
+    """Write the configs the planned jobs read, then queue them in one transaction and start a worker."""
+    from ftui.queue.worker import WorkerStart
+    from ftui.queue.worker import start_worker as start_worker_for
+    from ftui.registry import write_run_config
+
+    specs = [replace(s, executor=settings.executor) for s in planned]
     jobs = {(j.run_key, j.action): j for j in store.jobs(run_keys={s.run_key for s in specs})}
     running = [s for s in specs if s.force and (j := jobs.get((s.run_key, s.action))) and j.state == RUNNING]
     if running:

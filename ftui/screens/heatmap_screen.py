@@ -60,6 +60,7 @@ class HeatmapComputed:
             self.choice == other.choice
             and self.note == other.note
             and self.view.matrix.seeds_done == other.view.matrix.seeds_done
+            and self.view.matrix.stale_rows == other.view.matrix.stale_rows
             and len(mine) == len(theirs)
             and all(
                 np.array_equal(a.values, b.values, equal_nan=True) for a, b in zip(mine, theirs, strict=True)
@@ -80,6 +81,7 @@ def compute(data: AppData, choice: HeatmapChoice) -> HeatmapComputed:
         sets=choice.sets,
         raw=choice.raw,
         results=data.store.run_results,
+        progress=data.store.run_status,
     )
     computed = HeatmapComputed(choice, browsed.view, browsed.scores, browsed.note)
     colour = colour_enabled()
@@ -193,6 +195,8 @@ class HeatmapScreen(Screen[None]):
         count = len(self.data.registry.heatmaps)
         status = f"{heatmap.name} ({count} heatmaps) · predict: {model}{source} · {view.title()} · "
         status += view.missing_line()
+        if view.stale_line():
+            status += " · " + view.stale_line()
         with self.app.batch_update():
             self.query_one("#heatmap-status", Label).update(status)
             note = self.query_one("#heatmap-note", Label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -90,6 +91,8 @@ def test_eval_writes_eval_json_and_events(trained_run: Path) -> None:
         raw = tomllib.load(f)
     assert report["format"] == 1 and report["name"] == "tiny" and report["seed"] == 7
     assert report["checkpoint"] == "checkpoints/final.pt" and report["step"] == 30
+    final_bytes = (trained_run / "checkpoints" / "final.pt").read_bytes()
+    assert report["checkpoint_digest"] == hashlib.sha256(final_bytes).hexdigest()
     assert report["config_hash"] == config_hash(raw)
     keys = ["standard/distance", "standard/compass", "atlantis/distance", "atlantis/compass"]
     assert list(report["sets"]) == keys
@@ -120,6 +123,8 @@ def test_eval_of_a_named_checkpoint_with_examples(trained_run: Path, tmp_path: P
     assert eval_main(run_dir, checkpoint=ckpt) == 0
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["checkpoint"] == "checkpoints/step-00000020.pt" and report["step"] == 20
+    step_bytes = (run_dir / "checkpoints" / "step-00000020.pt").read_bytes()
+    assert report["checkpoint_digest"] == hashlib.sha256(step_bytes).hexdigest()
     lines = [json.loads(x) for x in (run_dir / "eval_examples.jsonl").read_text().splitlines()]
     assert len(lines) == 32 and set(lines[0]) == {
         "set",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -69,6 +70,12 @@ def test_run_writes_exactly_the_contract_files_and_events(trained: tuple[Path, d
     for e in steps:
         assert e["total_steps"] == STEPS and set(e) >= {"epoch", "loss", "lr", "tokens_per_s", "eta_s"}
     assert [e["step"] for e in evs if e["event"] == "checkpoint"] == [10, 20, 30, STEPS]
+    # each checkpoint event carries the sha256 of the file's bytes, so ftui never hashes checkpoints
+    final_event = [e for e in evs if e["event"] == "checkpoint"][-1]
+    final_bytes = (run_dir / "checkpoints" / "final.pt").read_bytes()
+    assert final_event["path"] == "checkpoints/final.pt"
+    assert final_event["digest"] == hashlib.sha256(final_bytes).hexdigest()
+    assert "parent" not in start and "parent" not in final_event  # a pretraining run has none
     assert steps[-1]["epoch"] == 4.0
 
     # the loss goes down on the fixed tasks
@@ -154,6 +161,35 @@ def test_finetune_starts_from_the_parent_weights(
     # a fresh optimizer: one step of state, not the parent's 40
     assert all(int(s["step"]) == 1 for s in ours["optimizer"]["state"].values())
     assert f"initialised from parent {parent}" in (run_dir / "train.log").read_text()
+    # the lineage: which parent checkpoint (path as configured, digest of its bytes) the weights came from
+    lineage = {"path": str(parent), "digest": hashlib.sha256(parent.read_bytes()).hexdigest()}
+    evs = events(run_dir)
+    assert evs[0]["event"] == "start" and evs[0]["parent"] == lineage
+    final = [e for e in evs if e["event"] == "checkpoint"][-1]
+    assert final["path"] == "checkpoints/final.pt" and final["parent"] == lineage
+    assert ours["parent"] == lineage
+    assert f"parent checkpoint digest: sha256 {lineage['digest']}" in (run_dir / "train.log").read_text()
+
+
+def test_resumed_finetune_keeps_the_lineage_of_its_checkpoint(
+    tmp_path: Path, data_root: Path, trained: tuple[Path, dict[int, Tensor]]
+) -> None:
+    """A fine-tune resumed after its parent was trained again continues the weights of the old parent, so it
+    keeps recording the old digest (and ftui marks it stale)."""
+    parent_dir = tmp_path / "pt"
+    parent_dir.mkdir()
+    parent = parent_dir / "final.pt"
+    parent.write_bytes((trained[0] / "checkpoints" / "final.pt").read_bytes())
+    old = hashlib.sha256(parent.read_bytes()).hexdigest()
+    cfg = tiny_config(data_root, kind="finetune", parent=str(parent), train={"max_steps": 4})
+    run_dir = write_run(tmp_path / "ft", cfg)
+    assert run_training(run_dir, stop_after=2) == 128 + signal.SIGTERM
+    parent.write_bytes((trained[0] / "checkpoints" / "step-00000030.pt").read_bytes())  # "retrained"
+    assert run_training(run_dir) == 0
+    starts = [e for e in events(run_dir) if e["event"] == "start"]
+    assert [s["resumed_from_step"] for s in starts] == [0, 2]
+    assert [s["parent"]["digest"] for s in starts] == [old, old]
+    assert [e for e in events(run_dir) if e["event"] == "checkpoint"][-1]["parent"]["digest"] == old
 
 
 def test_missing_parent_is_a_config_error_that_writes_only_the_log(tmp_path: Path, data_root: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
 
 from ftui.analysis.matrix import FamilyMatrix
 from ftui.analysis.study import build_view
@@ -50,10 +51,22 @@ BASE_METRICS = {
 
 async def settle(pilot: Pilot[Any]) -> None:
     """Let the workers finish and the messages they posted be handled (never sleep)."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    for _ in range(2):
+        await _workers_done(pilot)
+        await pilot.pause()
+
+
+async def _workers_done(pilot: Pilot[Any], tries: int = 20) -> None:
+    """Wait for the app's workers. On a busy machine a periodic recompute (the heatmap screen's, every 2 s)
+    can start before the previous one ends and cancel it (exclusive workers); waiting then raises
+    WorkerCancelled for the superseded worker, so wait again for the one that replaced it."""
+    for attempt in range(tries):
+        try:
+            await pilot.app.workers.wait_for_complete()
+            return
+        except WorkerCancelled:
+            if attempt == tries - 1:
+                raise
 
 
 async def open_run(pilot: Pilot[Any], key: str) -> RunScreen:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ftui.analysis.view import HeatmapView
 from ftui.registry import load_registry
 from tests.conftest import REPO_ROOT
 from tests.data.make_eval_fixtures import make_fixtures
+from tests.ftui.lineage_fixtures import make_stale
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
 
@@ -163,3 +165,36 @@ def test_unknown_suffix_is_refused(views: dict[str, HeatmapView], tmp_path: Path
     with pytest.raises(ExportError, match=r"allowed: \.png, \.pdf, \.svg, \.csv, \.json"):
         export(views["plain"], tmp_path / "pair.jpg")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def stale_view(tmp_path_factory: pytest.TempPathFactory) -> HeatmapView:
+    """The pair heatmap after `base` was trained again: pair-1 was fine-tuned from the old weights."""
+    runs = tmp_path_factory.mktemp("runs")
+    make_fixtures(MINI, runs)
+    make_stale(runs, "base", ["pair-1"])
+    return build_view(load_registry(MINI), runs, "pair")
+
+
+def test_grid_marks_every_cell_of_a_stale_run_and_says_what_the_mark_means(
+    stale_view: HeatmapView, views: dict[str, HeatmapView]
+) -> None:
+    assert stale_view.matrix.stale_rows == (True, False, False)
+    text = _text(stale_view, colour=False)
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("pair-")}
+    # "0.71 T*", "0.35  *": each of the three cells ends in the mark, after its T column
+    assert re.findall(r"\d\.\d\d [T ]\*", lines["pair-1"]) and lines["pair-1"].count("*") == 3
+    assert "*" not in lines["pair-2"] and "*" not in lines["pair-3"]
+    assert "* = stale (pair-1): made from weights trained since; ftui launch --stale" in text
+    assert stale_view.to_dict()["rows"][0]["stale"] is True
+    # A heatmap without a stale run has no stale column and no legend: it looks as before.
+    plain = _text(views["plain"], colour=False)
+    assert "*" not in plain and "stale" not in plain
+
+
+def test_figure_hatches_the_cells_of_a_stale_run(
+    stale_view: HeatmapView, views: dict[str, HeatmapView], tmp_path: Path
+) -> None:
+    stale_svg = export(stale_view, tmp_path / "stale.svg").read_bytes()
+    plain_svg = export(views["plain"], tmp_path / "plain.svg").read_bytes()
+    assert b"<pattern" in stale_svg and b"<pattern" not in plain_svg  # matplotlib's hatching

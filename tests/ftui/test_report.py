@@ -14,6 +14,7 @@ import pytest
 
 from ftui.cli import main
 from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval
+from tests.ftui.lineage_fixtures import make_stale
 
 
 class Links(HTMLParser):
@@ -80,6 +81,16 @@ def test_the_report_folder_holds_every_heatmap_table_and_link(
     assert "not evaluated yet" in page  # pair-* have no eval.json: grey cells, no crash
     readme = (out / "README.md").read_text()
     assert "profile: `smoke`" in readme and "commit: `" in readme and "![pair atlantis]" in readme
+
+
+def test_the_report_names_the_stale_runs_of_a_heatmap(study: Path, tmp_path: Path) -> None:
+    """single-1's eval.json was made from the old base: its heatmap cells are hatched and named."""
+    make_stale(study.parent / "runs", "base", ["single-1"])
+    out = tmp_path / "report"
+    assert report(study, out) == 0
+    legend = "hatched = stale (single-1): made from weights trained since; ftui launch --stale"
+    assert legend in (out / "index.html").read_text() and legend in (out / "README.md").read_text()
+    # (the run table shows single-1's running job: a job's state outranks what its folder shows)
 
 
 def test_a_second_report_replaces_the_first_but_never_another_folder(study: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ def test_every_state_has_a_symbol_and_a_style() -> None:
         "new",
         "trained",
         "reading",
-    }  # the folder states of `ftui list` and the app's first paint
+        "stale",
+    }  # the folder states of `ftui list` (stale: ftui/staleness.py) and the app's first paint
     assert set(STATE_SYMBOLS) == shown == set(STATE_STYLES)
     assert len(set(STATE_SYMBOLS.values())) == len(STATE_SYMBOLS)  # no two states look alike without colour
