@@ -75,8 +75,10 @@ def progress_text(row: RunStatus) -> str:
 
 
 def detail_text(row: RunStatus) -> str:
-    """The result summary, or why a failed, blocked or cancelled run stopped (cleaned: reasons come from the
-    engine and squeue and must not drive the terminal)."""
+    """Why a run is stale, else the result summary, or why a failed, blocked or cancelled run stopped
+    (cleaned: reasons come from the engine and squeue and must not drive the terminal)."""
+    if row.state == "stale":
+        return clean(f"{row.stale}; was: {row.result}" if row.result else row.stale, one_line=True)
     detail = row.result or (row.reason if row.state in ("failed", "blocked", "cancelled") else "")
     return clean(detail, one_line=True)
 

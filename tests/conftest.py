@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A shell starts background jobs (`nohup .ci/run &`) with SIGINT ignored, and children inherit an ignored
+# signal: the tests that send Ctrl+C to `ftui logs -f` would then wait forever. Python's own handler is reset
+# to the default at exec, so the processes the tests start get a normal Ctrl+C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _cuda_available() -> bool:
