@@ -30,7 +30,9 @@ COUNTS = "8 runs: 2 done, 1 running, 1 queued, 1 waiting, 1 failed, 1 blocked, 1
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
     """The mini study in every state (`build_states`), and LONG trained and evaluated (done)."""
-    registry = make_study(tmp_path / "study")
+    # A folder name long enough that "runs in <path>" is elided at 80 columns whatever pytest's tmp path is
+    # (CI as root got a 79-column title and no "…").
+    registry = make_study(tmp_path / "a-study-folder-whose-path-never-fits-in-80-columns")
     registry.write_text(
         registry.read_text()
         + f'\n[[experiment]]\nname = "{LONG}"\nkind = "finetune"\nparent = "base"\ntasks = ["D", "A"]\n'
