@@ -10,6 +10,8 @@
 Both commands of 2 run with bytecode caching on (in a temporary PYTHONPYCACHEPREFIX), as installed code does.
 2. `ftui list --json` on a runs folder with 504 runs (queue rows, events.jsonl and eval.json files), against
    `python -c pass` started the same way (target < 300 ms).
+3. The worker at `--runs` queued jobs (500 and 5,000 by default): one scheduling pass (target <= 20 ms at
+   5,000) and the CPU of an idle worker (target < 2% of one core); see bench/worker_bench.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ sys.path.insert(0, str(REPO))
 from ftui.queue import procs  # noqa: E402
 from ftui.queue.store import JobSpec, Store  # noqa: E402
 from ftui.queue.worker import ensure_worker, worker_pid  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+import worker_bench  # noqa: E402
 
 MINI = REPO / "tests" / "data" / "mini_study.toml"
 
@@ -214,6 +219,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=72, help="seeds of the list study (7 runs per seed)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--skip-real", action="store_true", help="skip the real-engine latency")
+    parser.add_argument("--runs", type=int, nargs="+", default=[500, 5000], help="sizes measured")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="seconds of idle worker CPU measured")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
 
@@ -244,6 +251,9 @@ def main() -> None:
             f"{base * 1000:.0f} ms; ratio {listing / base:.1f}x; "
             f"overhead {(listing - base) * 1000:.0f} ms (target < 300 ms total: {listing < 0.3})"
         )
+
+    # ---- the worker at thousands of queued jobs (issue 18) ----
+    worker_bench.report(args.runs, args.idle_s)
 
 
 if __name__ == "__main__":

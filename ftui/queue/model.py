@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 DB_NAME = "ftui.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
     "queued",
@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS deps (
 );
 CREATE INDEX IF NOT EXISTS deps_by_dep ON deps(dep_id);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_executor ON jobs(state, executor, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_seq ON jobs(seq);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL,
@@ -91,6 +93,7 @@ CREATE TABLE IF NOT EXISTS history (
     to_state TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS history_by_job ON history(job_id, id);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -114,6 +117,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         f" WHEN state = '{FAILED}' AND signal IS NOT NULL THEN '{KILLED}'"
         f" WHEN state = '{FAILED}' THEN '{FAILURE}'"
         " END",
+    ),
+    4: (  # thousands of jobs: the worker reads the queued jobs of one executor, a launch the last queue
+        # position (MAX(seq) for each job it queues), `ftui list` a job's history
+        "CREATE INDEX IF NOT EXISTS jobs_by_executor ON jobs(state, executor, seq)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_seq ON jobs(seq)",
+        "CREATE INDEX IF NOT EXISTS history_by_job ON history(job_id, id)",
     ),
 }
 EXECUTORS = ("local", "slurm")

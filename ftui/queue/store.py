@@ -148,29 +148,52 @@ class Store:
             self._db.close()
 
     # ---- reading ----------------------------------------------------------------------------------------
-    def jobs(self, run_keys: Iterable[str] | None = None, states: Iterable[str] | None = None) -> list[Job]:
-        """Jobs in queue order, optionally only those of `run_keys` and/or in `states`."""
-        sql, params = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs", []
-        where = []
-        if run_keys is not None:
-            keys = list(run_keys)
-            where.append(f"run_key IN ({', '.join('?' * len(keys))})")
-            params += keys
-        if states is not None:
-            wanted = list(states)
-            where.append(f"state IN ({', '.join('?' * len(wanted))})")
-            params += wanted
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._read(sql + " ORDER BY seq", params)
+    def jobs(
+        self,
+        run_keys: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+        *,
+        executors: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs in queue order, optionally only those of `run_keys`, in `states`, run by `executors`; the
+        first `limit` of them. The dependencies are read for the selected jobs only (the worker asks for a
+        handful of 5,000)."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, values in (("run_key", run_keys), ("state", states), ("executor", executors)):
+            if values is not None:
+                wanted = list(values)
+                where.append(f"{column} IN ({', '.join('?' * len(wanted))})")
+                params += wanted
+        selected = (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
+        if limit is not None:
+            selected += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._read(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs{selected}", params)
+            if not rows:
+                return []
+            if where or limit is not None:
+                dep_rows = self._read(
+                    f"SELECT job_id, dep_id FROM deps WHERE job_id IN (SELECT id FROM jobs{selected})"
+                    " ORDER BY dep_id",
+                    params,
+                )
+            else:
+                dep_rows = self._read("SELECT job_id, dep_id FROM deps ORDER BY dep_id")
         deps: dict[int, list[int]] = {}
-        for r in self._read("SELECT job_id, dep_id FROM deps ORDER BY dep_id"):
-            deps.setdefault(r["job_id"], []).append(r["dep_id"])
-        return [Job(**dict(r), deps=tuple(deps.get(r["id"], ()))) for r in rows]
+        for job_id, dep_id in dep_rows:
+            deps.setdefault(job_id, []).append(dep_id)
+        # positional: JOB_COLUMNS is Job's field order (faster than a dict per row at thousands of rows)
+        return [Job(*r, deps=tuple(deps.get(r[0], ()))) for r in rows]  # type: ignore[misc]
 
     def job(self, job_id: int) -> Job | None:
-        found = [j for j in self.jobs() if j.id == job_id]
-        return found[0] if found else None
+        with self._lock:
+            rows = self._read(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?", [job_id])
+            if not rows:
+                return None
+            deps = self._read("SELECT dep_id FROM deps WHERE job_id = ? ORDER BY dep_id", [job_id])
+        return Job(*rows[0], deps=tuple(r[0] for r in deps))  # type: ignore[misc]
 
     def history(self, job_id: int) -> list[dict[str, Any]]:
         rows = self._read(
@@ -361,7 +384,9 @@ class Store:
 
     # ---- writing: the worker ----------------------------------------------------------------------------
     def schedule(self) -> None:
-        """Move waiting jobs whose dependencies finished to queued, and those with a broken one to blocked."""
+        """Move waiting jobs whose dependencies finished to queued, and those with a broken one to blocked.
+        Every transition already settles the dependants of the job it moves (transitions.set_state), so this
+        full sweep is for a queue written before that rule: the worker runs it once, when it starts."""
         with self._tx() as c:
             for r in c.execute("SELECT id FROM jobs WHERE state = ? ORDER BY seq", [WAITING]).fetchall():
                 tx.settle(c, r["id"])
@@ -468,7 +493,7 @@ class Store:
             self._requeue(c, job_id, deps, reason)
 
     def has_pending(self) -> bool:
-        rows = self._read(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {PENDING_STATES!r}")
+        rows = self._read(f"SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN {PENDING_STATES!r}) AS n")
         return bool(rows and rows[0]["n"])
 
     # ---- queue control: pause, remove (ftui/commands/control_cmds.py) --------------------------------------

@@ -1,7 +1,12 @@
 """The writes of job rows, inside one write transaction (the caller holds BEGIN IMMEDIATE). Every write of a
 job row goes through here: `insert`, `set_state` (the only way to change a job's state and outcome; it logs
 the change in `history`) and `update` (every other column); `settle`, `block_dependants` and
-`unblock_dependants` keep the dependency graph consistent."""
+`unblock_dependants` keep the dependency graph consistent.
+
+Invariant after every transaction: no waiting job could move on. `set_state` settles the waiting dependants
+of a job whose state changed (queued when all their dependencies are done, blocked when one is broken, else
+their "waiting for ..." reason follows the dependency's state), so the worker never sweeps thousands of
+waiting jobs on each pass; `Store.schedule` is the full sweep, for a database written before this rule."""
 
 from __future__ import annotations
 
@@ -94,6 +99,14 @@ def set_state(
 ) -> None:
     """Move a job to `state`. An ended state gets its outcome (`outcome`, else the state's default); an
     open one has none."""
+    if _set_state(c, job_id, state, reason, outcome, extra):
+        settle_dependants(c, job_id)
+
+
+def _set_state(
+    c: sqlite3.Connection, job_id: int, state: str, reason: str, outcome: str | None, extra: dict[str, Any]
+) -> bool:
+    """`set_state` without settling the dependants; True when the state changed."""
     ended = default_outcome(state, extra.get("signal"))
     outcome = (outcome or ended) if ended is not None else None
     if outcome is not None and outcome not in OUTCOMES:
@@ -101,8 +114,24 @@ def set_state(
     old = state_of(c, job_id)
     update(c, job_id, reason=reason, updated=time.time(), **extra)
     c.execute("UPDATE jobs SET state = ?, outcome = ? WHERE id = ?", [state, outcome, job_id])
-    if old != state:
-        log(c, job_id, old, state, reason)
+    if old == state:
+        return False
+    log(c, job_id, old, state, reason)
+    return True
+
+
+def settle_dependants(c: sqlite3.Connection, job_id: int) -> None:
+    """Settle the waiting jobs that depend on `job_id` (whose state changed), and theirs in turn when they
+    moved. A work list, not recursion: a chain of thousands of jobs must not exhaust the stack."""
+    frontier = [job_id]
+    while frontier:
+        dep = frontier.pop()
+        waiting = c.execute(
+            "SELECT d.job_id FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.dep_id = ? AND j.state = ?"
+            " ORDER BY j.seq",
+            [dep, WAITING],
+        ).fetchall()
+        frontier.extend(r[0] for r in waiting if _settle(c, r[0]))
 
 
 def describe(c: sqlite3.Connection, job_id: int) -> str:
@@ -112,26 +141,37 @@ def describe(c: sqlite3.Connection, job_id: int) -> str:
 
 def settle(c: sqlite3.Connection, job_id: int) -> None:
     """waiting -> queued when all dependencies are done; -> blocked when one failed, was cancelled, is
-    blocked."""
-    if state_of(c, job_id) != WAITING:
-        return
-    deps = [r["dep_id"] for r in c.execute("SELECT dep_id FROM deps WHERE job_id = ?", [job_id])]
-    states = {d: state_of(c, d) for d in deps}
-    broken = [d for d, s in states.items() if s in BROKEN_STATES]
+    blocked; else its reason names the first dependency it waits for. A job that moved settles its own
+    dependants."""
+    if _settle(c, job_id):
+        settle_dependants(c, job_id)
+
+
+def _settle(c: sqlite3.Connection, job_id: int) -> bool:
+    """`settle` for one job, its dependants left alone; True when its state changed."""
+    me = c.execute("SELECT state, reason FROM jobs WHERE id = ?", [job_id]).fetchone()
+    if me is None or me["state"] != WAITING:
+        return False
+    deps = c.execute(
+        "SELECT j.id, j.run_key, j.action, j.state FROM deps d JOIN jobs j ON j.id = d.dep_id"
+        " WHERE d.job_id = ? ORDER BY d.dep_id",
+        [job_id],
+    ).fetchall()
+    broken = [d for d in deps if d["state"] in BROKEN_STATES]
     if broken:
-        set_state(c, job_id, BLOCKED, f"blocked by {describe(c, broken[0])}")
-    elif all(s == DONE for s in states.values()):
+        return _set_state(c, job_id, BLOCKED, f"blocked by {_described(broken[0])}", None, {})
+    pending = [d for d in deps if d["state"] != DONE]
+    if not pending:
         # without dependencies keep the reason it was (re)queued with ("launched", "retried (was failed)")
-        reason = (
-            "dependencies done"
-            if deps
-            else str(c.execute("SELECT reason FROM jobs WHERE id = ?", [job_id]).fetchone()["reason"])
-        )
-        set_state(c, job_id, QUEUED, reason)
-    else:
-        pending = [d for d, s in states.items() if s != DONE]
-        reason = f"waiting for {describe(c, pending[0])}"
+        return _set_state(c, job_id, QUEUED, "dependencies done" if deps else str(me["reason"]), None, {})
+    reason = f"waiting for {_described(pending[0])}"
+    if reason != me["reason"]:  # unchanged: no write (a waiting job is settled each time a dependency moves)
         update(c, job_id, reason=reason)
+    return False
+
+
+def _described(r: sqlite3.Row) -> str:
+    return f"{r['run_key']} {r['action']} ({r['state']})"
 
 
 def block_dependants(c: sqlite3.Connection, job_id: int) -> None:

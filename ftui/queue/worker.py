@@ -35,7 +35,17 @@ from ftui.queue.executors.slurm import SlurmExecutor
 from ftui.queue.gpus import Gpu, Slot, build_slots, choose_gpus
 from ftui.queue.heartbeat import LOCK_NAME
 from ftui.queue.model import LOST
-from ftui.queue.store import CANCELLED, DONE, FAILED, RUNNING, Job, Store, StoreError, StoreReplaced
+from ftui.queue.store import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Job,
+    Store,
+    StoreError,
+    StoreReplaced,
+)
 from ftui.queue.wakeup import Wakeup
 from ftui.rundir import has_config
 
@@ -53,6 +63,7 @@ __all__ = [
 ]
 
 LOG_NAME = ".worker.log"
+LOCAL_EXECUTORS = ("local",)  # the executors whose jobs take a slot here (Slurm jobs run elsewhere)
 DEFAULT_SETTINGS: dict[str, Any] = {
     "gpus": "auto",
     "jobs_per_gpu": 1,
@@ -343,12 +354,12 @@ class Worker:
         return True  # another worker took over
 
     def step(self) -> None:
-        """One pass: reap finished processes, pass on cancels, promote waiting jobs, start what fits. It beats
+        """One pass: reap finished processes, pass on cancels, start what fits. Waiting jobs need no sweep:
+        each transition queues or blocks what waited on the job it moved (transitions.set_state). It beats
         between the parts, so a slow part (a Slurm command near its timeout) never reads as a stuck worker."""
         self.reap()
         self.beat()
         self.handle_cancels()
-        self.store.schedule()
         self.beat()
         self.start_jobs()
 
@@ -384,7 +395,8 @@ class Worker:
 
     # ---- reconciling after a restart ----------------------------------------------------------------------
     def reconcile(self) -> bool:
-        """Make the jobs marked running match reality: adopt live ones, settle vanished ones."""
+        """Make the jobs marked running match reality: adopt live ones, settle vanished ones. Then settle
+        every waiting job once (a queue written by an older ftui may hold some that could move on)."""
         settings = self.settings()
         for job in self.store.jobs(states=[RUNNING]):
             executor = self.executor_of(job)
@@ -407,6 +419,7 @@ class Worker:
                     job.id, FAILED, "lost: its process ended while no worker watched it", outcome=LOST
                 )
                 self.log(f"lost {job.run_key} {job.action}")
+        self.store.schedule()
         return True
 
     # ---- executors ----------------------------------------------------------------------------------------
@@ -425,37 +438,46 @@ class Worker:
 
     def start_jobs(self) -> None:
         """Submit every ready Slurm job (Slurm schedules them; they use no slot here), and start local jobs
-        while a local slot is free (spread over the GPUs)."""
+        while a local slot is free (spread over the GPUs). Only as many queued local jobs are read as there
+        are free slots: with every slot busy, 5,000 queued jobs cost one indexed query (the Slurm ones)."""
         if self.store.paused():  # `ftui pause`: start nothing new; running jobs go on
             return
         settings = self.settings()
-        queued = self.store.jobs(states=["queued"])
-        for job in queued:
-            if job.executor == "slurm":
-                self.start(job, None, settings)
-                self.beat()  # each sbatch may take up to its timeout
-        local = [job for job in queued if job.executor != "slurm"]
-        if not local:
-            return
+        for job in self.store.jobs(states=[QUEUED], executors=["slurm"]):
+            self.start(job, None, settings)
+            self.beat()  # each sbatch may take up to its timeout
         slots = self.slots(settings)
         capacity: dict[str, int] = {}
         for s in slots:
             capacity[s.label] = capacity.get(s.label, 0) + 1
         for label, n in self.local.slots_in_use().items():
             capacity[label] = capacity.get(label, 0) - n
+        free = sum(n for n in capacity.values() if n > 0)
+        if free <= 0:
+            return
+        local = self.store.jobs(states=[QUEUED], executors=LOCAL_EXECUTORS, limit=free)
         slots_by_label = {s.label: s for s in slots}
         if "cpu" in slots_by_label:  # CPU jobs share the cores among those that will run after this round
             running = self.local.slots_in_use().get("cpu", 0) + min(capacity["cpu"], len(local))
             threads = max(1, (os.cpu_count() or 1) // max(1, running))
             slots_by_label["cpu"] = dataclasses.replace(slots_by_label["cpu"], threads=threads)
-        for job in local:
-            free = [label for label, n in capacity.items() if n > 0]
-            if not free:
+        tried: set[int] = set()
+        while local:
+            for job in local:
+                tried.add(job.id)
+                free_labels = [label for label, n in capacity.items() if n > 0]
+                if not free_labels:
+                    return
+                label = max(free_labels, key=lambda lb: capacity[lb])  # spread jobs over GPUs
+                if self.start(job, slots_by_label[label], settings):
+                    capacity[label] -= 1
+                self.beat()
+            # a job that could not start (no config.toml) left the queue: read the next ones for its slot
+            free = sum(n for n in capacity.values() if n > 0)
+            if free <= 0:
                 return
-            label = max(free, key=lambda lb: capacity[lb])  # spread jobs over GPUs
-            if self.start(job, slots_by_label[label], settings):
-                capacity[label] -= 1
-            self.beat()
+            more = self.store.jobs(states=[QUEUED], executors=LOCAL_EXECUTORS, limit=free + len(tried))
+            local = [job for job in more if job.id not in tried]
 
     def start(self, job: Job, slot: Slot | None, settings: dict[str, Any] | None = None) -> bool:
         """Claim a queued job and hand it to its executor (`slot`: the local slot; None for Slurm)."""
