@@ -433,7 +433,8 @@ class Worker:
         for job in queued:
             if job.executor == "slurm":
                 self.start(job, None, settings)
-                self.beat()  # each sbatch may take up to its timeout
+        self.slurm.submit_claimed(settings)  # those claimed above: alike ones as one job array, one sbatch
+        self.beat()  # sbatch may take up to its timeout
         local = [job for job in queued if job.executor != "slurm"]
         if not local:
             return
