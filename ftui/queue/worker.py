@@ -445,7 +445,8 @@ class Worker:
         settings = self.settings()
         for job in self.store.jobs(states=[QUEUED], executors=["slurm"]):
             self.start(job, None, settings)
-            self.beat()  # each sbatch may take up to its timeout
+        self.slurm.submit_claimed(settings)  # those claimed above: alike ones as one job array, one sbatch
+        self.beat()  # sbatch may take up to its timeout
         slots = self.slots(settings)
         capacity: dict[str, int] = {}
         for s in slots:

@@ -77,6 +77,25 @@ def squeue_state(slurm_id: str) -> str:
     return out.stdout.strip()
 
 
+def base_id(slurm_id: str | None) -> int:
+    """The job id of a plain job, or the array's id of an array task (`1234_5` -> 1234)."""
+    assert slurm_id
+    return int(slurm_id.partition("_")[0])
+
+
+def counting_sbatch(folder: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose `sbatch` is a shim that logs each call to the returned file, then runs the real
+    sbatch (the cluster is real; only the calls are counted)."""
+    real = shutil.which("sbatch")
+    assert real is not None
+    shim_dir, calls = folder / "shim", folder / "sbatch-calls"
+    shim_dir.mkdir()
+    shim = shim_dir / "sbatch"
+    shim.write_text(f'#!/bin/bash\necho "$@" >> {str(calls)!r}\nexec {real!r} "$@"\n')
+    shim.chmod(0o755)
+    return ENV | {"PATH": f"{shim_dir}:{os.environ['PATH']}"}, calls
+
+
 def engine_pids(run_dir: Path) -> list[int]:
     """Live processes whose command line names the run folder (an engine Slurm started for it)."""
     found = []
@@ -153,7 +172,7 @@ def test_sweep_runs_through_slurm_in_dependency_order(sweep: tuple[Path, str], t
         assert train.started is not None and jobs[("base", "train")].finished is not None
         assert train.started >= jobs[("base", "train")].finished
         assert ev.started is not None and train.finished is not None and ev.started >= train.finished
-        assert int(jobs[("base", "train")].slurm_id or 0) < int(train.slurm_id) < int(ev.slurm_id)
+        assert base_id(jobs[("base", "train")].slurm_id) < base_id(train.slurm_id) < base_id(ev.slurm_id)
         assert ev.exit_code == 0 and "COMPLETED" in ev.reason
     script = (registry.parent / "runs" / "single-1" / "job.sbatch").read_text()
     assert "#SBATCH --cpus-per-task=1" in script and "-m engine eval" in script
@@ -227,6 +246,48 @@ def test_cancel_scancels_and_leaves_no_process(
         assert squeue_state(slurm_id) == "CANCELLED"
         wait_until(lambda: not engine_pids(run_dir), "the engine process to be gone", timeout=30)
         assert row["jobs"]["eval"]["state"] == "cancelled"  # the pattern names the run: both its jobs
+    finally:
+        cleanup(tmp_path / "runs")
+
+
+def test_a_family_launched_together_is_one_sbatch_call_as_a_job_array(
+    sweep: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Six fine-tunes ready in the same pass (two families, the same [runner.slurm] options): one sbatch
+    call submits them as one job array; each task trains in its own run folder, logs there, and is
+    followed, settled and evaluated on its own."""
+    src = sweep[0].parent / "runs"
+    for name in ("base", ".data"):
+        shutil.copytree(src / name, tmp_path / "runs" / name)
+    registry = write_study(tmp_path)
+    env, calls = counting_sbatch(tmp_path)
+    keys = [f"{family}-{i}" for family in ("single", "pair") for i in (1, 2, 3)]
+    try:
+        out = run_ftui(registry, "launch", "single-*", "pair-*", "--only", env=env, timeout=120)
+        assert out.returncode == 0 and "queued 12 job(s)" in out.stdout, out.stdout + out.stderr
+
+        def finished() -> dict[str, dict[str, Any]] | None:
+            table = rows(registry)
+            ended = all(table[k]["state"] not in ("running", "queued", "waiting") for k in keys)
+            return table if ended else None
+
+        table = wait_until(finished, "the two families to finish", timeout=300)
+        store = Store(tmp_path / "runs")
+        trains = [j for j in store.jobs() if j.action == "train"]
+        assert sorted(j.run_key for j in trains) == sorted(keys)
+        assert len({base_id(j.slurm_id) for j in trains}) == 1  # one array
+        assert sorted(int((j.slurm_id or "").partition("_")[2]) for j in trains) == list(range(6))
+        submitted = calls.read_text().splitlines()
+        array_calls = [c for c in submitted if "/.slurm/" in c]
+        assert array_calls and array_calls[0] == submitted[0]  # the six trainings: the first call
+        # 12 jobs took fewer than 12 sbatch calls: 1 for the trainings, at most 6 for the evaluations
+        assert len(submitted) <= 7, submitted
+        for key in keys:
+            assert table[key]["state"] == "done" and table[key]["result"], table[key]
+            log = (tmp_path / "runs" / key / "train.log").read_text()
+            train = next(j for j in trains if j.run_key == key)
+            assert f"train attempt 1 on slurm job {train.slurm_id} " in log  # the task wrote its own log
+            assert "COMPLETED" in train.reason and train.exit_code == 0
     finally:
         cleanup(tmp_path / "runs")
 

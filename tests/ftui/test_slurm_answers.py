@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ftui.queue.store import FAILED, RUNNING, JobSpec, Store
+from ftui.queue.store import FAILED, RUNNING, Job, JobSpec, Store
 from ftui.queue.worker import Worker
 
 SOCKET_TIMEOUT = "slurm_load_jobs error: Socket timed out on send/recv operation"
@@ -33,7 +33,7 @@ with open(state / "calls", "a") as f:
 if (state / "squeue.error").exists():  # the controller did not answer, but squeue says so on stderr only
     print((state / "squeue.error").read_text().strip(), file=sys.stderr)
     sys.exit(0)
-fields = {"%i": 0, "%T": 1, "%r": 2, "%P": 3, "%N": 4, "%j": 5, "%Z": 6, "%k": 7}
+fields = {"%i": 0, "%T": 1, "%r": 2, "%P": 3, "%N": 4, "%j": 5, "%Z": 6, "%k": 7, "%A": 8}
 fmt = sys.argv[sys.argv.index("-o") + 1]
 hidden = (state / "hidden").read_text().split() if (state / "hidden").exists() else []
 for line in (state / "jobs").read_text().splitlines() if (state / "jobs").exists() else []:
@@ -56,13 +56,22 @@ for line in Path(sys.argv[-1]).read_text().splitlines():
     if line.startswith("#SBATCH --") and "=" in line:
         key, _, value = line[len("#SBATCH --"):].partition("=")
         options[key] = value.strip("'")
+if (state / "sbatch.error").exists():  # the controller rejects the submission
+    print((state / "sbatch.error").read_text().strip(), file=sys.stderr)
+    sys.exit(1)
 counter = state / "next_id"
 job_id = int(counter.read_text()) if counter.exists() else 1001
 counter.write_text(str(job_id + 1))
-row = [str(job_id), "PENDING", "Priority", "debug", ""]
-row += [options["job-name"], options["chdir"], options["comment"]]
+# an array "--array=0-N": one row per task, named JOBID_TASK, with its own (raw) job id
+ids = [(str(job_id), str(job_id))]
+if "array" in options:
+    last = int(options["array"].split("-")[1])
+    ids = [(f"{job_id}_{i}", str(job_id * 100 + i)) for i in range(last + 1)]
 with open(state / "jobs", "a") as f:
-    f.write("|".join(row) + "\\n")
+    for jid, raw in ids:
+        row = [jid, "PENDING", "Priority", "debug", ""]
+        row += [options["job-name"], options["chdir"], options["comment"], raw]
+        f.write("|".join(row) + "\\n")
 print(job_id)
 """
 SACCT = """
@@ -71,10 +80,10 @@ from pathlib import Path
 state = Path(os.environ["FAKE_SLURM"])
 with open(state / "calls", "a") as f:
     f.write("sacct " + " ".join(sys.argv[1:]) + "\\n")
-wanted = sys.argv[sys.argv.index("-j") + 1]
+wanted = sys.argv[sys.argv.index("-j") + 1].split(",")
 for line in (state / "jobs").read_text().splitlines():
     parts = line.split("|")
-    if parts[0] == wanted:  # JobID,State,ExitCode,NodeList,Partition
+    if parts[0] in wanted:  # JobID,State,ExitCode,NodeList,Partition
         print("|".join([parts[0], parts[1], "0:0" if parts[1] == "COMPLETED" else "1:0", parts[4], parts[3]]))
 """
 SCANCEL = """
@@ -306,3 +315,133 @@ def test_the_vanish_rule_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "slurm.md").read_text()
     assert f"{MISSES_TO_VANISH} answers in a row" in doc and f"{VANISH_AFTER_S:g} s" in doc
     assert MISSES_TO_VANISH >= 3 and VANISH_AFTER_S >= 60
+
+
+# ---- job arrays -------------------------------------------------------------------------------------------
+def make_family(runs: Path, n: int) -> tuple[Store, Worker]:
+    """A family of `n` runs (f-0 .. f-n-1), each a training job, all ready at once."""
+    for i in range(n):
+        (runs / f"f-{i}").mkdir(parents=True)
+        (runs / f"f-{i}" / "config.toml").write_text("")
+    store = Store(runs)
+    store.set_setting("runner", {"executor": "slurm", "slurm": {"partition": "debug", "time": "10"}})
+    store.enqueue([JobSpec(f"f-{i}", f"f-{i}", f"f-{i}", "train", executor="slurm") for i in range(n)])
+    return store, Worker(runs, log=io.StringIO(), gpus=[])
+
+
+def by_key(store: Store) -> dict[str, Job]:
+    return {j.run_key: j for j in store.jobs()}
+
+
+def test_a_family_is_one_sbatch_call_and_each_task_is_followed_on_its_own(
+    tmp_path: Path, slurm: FakeSlurm
+) -> None:
+    runs = tmp_path / "runs"
+    store, worker = make_family(runs, 5)
+    worker.step()
+    assert len(slurm.calls("sbatch")) == 1  # not 5
+    jobs = by_key(store)
+    assert [jobs[f"f-{i}"].slurm_id for i in range(5)] == [f"1001_{i}" for i in range(5)]
+    script_path = Path(slurm.calls("sbatch")[0].split()[-1])
+    assert script_path.parent.parent == runs / ".slurm"
+    script = script_path.read_text()
+    assert "#SBATCH --array=0-4" in script and "#SBATCH --partition=debug" in script
+    assert "#SBATCH --time=10" in script and "/%a/train.log" in script
+    for i in range(5):  # task i runs the run folder's own job.sbatch, reached through a link
+        assert (script_path.parent / str(i)).resolve() == (runs / f"f-{i}").resolve()
+        assert "-m engine train" in (runs / f"f-{i}" / "job.sbatch").read_text()
+    slurm.set_state("1001_2", "RUNNING")
+    slurm.set_state("1001_0", "COMPLETED")
+    slurm.set_state("1001_1", "FAILED")
+    (runs / "f-0" / "checkpoints").mkdir()
+    (runs / "f-0" / "checkpoints" / "final.pt").write_bytes(b"")
+    before = len(slurm.calls("squeue"))
+    worker.step()
+    assert len(slurm.calls("squeue")) == before + 1  # one squeue answers for the whole array
+    jobs = by_key(store)
+    assert jobs["f-2"].reason == "slurm job 1001_2 RUNNING on node1"
+    assert (jobs["f-0"].state, jobs["f-0"].reason) == ("done", "slurm job 1001_0 COMPLETED")
+    assert jobs["f-1"].state == FAILED and "slurm job 1001_1 FAILED" in jobs["f-1"].reason
+    assert [jobs[f"f-{i}"].state for i in (3, 4)] == [RUNNING, RUNNING]
+
+
+def test_a_rejected_array_fails_every_job_with_slurms_message(tmp_path: Path, slurm: FakeSlurm) -> None:
+    store, worker = make_family(tmp_path / "runs", 4)
+    (slurm.folder / "sbatch.error").write_text(
+        "sbatch: error: Batch job submission failed: Invalid account or account/partition combination"
+    )
+    worker.step()
+    jobs = store.jobs()
+    assert len(jobs) == 4 and len(slurm.calls("sbatch")) == 1
+    for job in jobs:
+        assert job.state == FAILED and job.slurm_id is None
+        assert job.reason.startswith("not submitted: sbatch: error: Batch job submission failed: Invalid acc")
+    assert worker.active() == 0
+
+
+def test_a_batch_larger_than_slurms_array_limit_is_split(
+    tmp_path: Path, slurm: FakeSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftui.queue.executors import slurm_arrays
+
+    monkeypatch.setattr(slurm_arrays, "MAX_TASKS", 2)
+    store, worker = make_family(tmp_path / "runs", 5)
+    worker.step()
+    assert len(slurm.calls("sbatch")) == 3  # 2 + 2 tasks, then the one left over as a plain job
+    ids = [by_key(store)[f"f-{i}"].slurm_id for i in range(5)]
+    assert ids == ["1001_0", "1001_1", "1002_0", "1002_1", "1003"]
+
+
+def test_cancelling_one_run_scancels_its_task_only(tmp_path: Path, slurm: FakeSlurm) -> None:
+    store, worker = make_family(tmp_path / "runs", 3)
+    worker.step()
+    store.cancel(["f-1", "f-2"])
+    worker.step()
+    assert slurm.calls("scancel") == ["scancel 1001_1 1001_2"]  # both in one call, each task by its id
+    slurm.set_state("1001_1", "CANCELLED")
+    slurm.set_state("1001_2", "CANCELLED")
+    worker.step()
+    jobs = by_key(store)
+    assert [jobs[k].state for k in ("f-0", "f-1", "f-2")] == [RUNNING, "cancelled", "cancelled"]
+
+
+def test_a_new_worker_finds_array_tasks_submitted_just_before_a_crash(
+    tmp_path: Path, slurm: FakeSlurm
+) -> None:
+    """The worker died between sbatch and recording the ids: the next one finds each task by its array's
+    comment and tasks.json, and follows it."""
+    import sqlite3
+
+    runs = tmp_path / "runs"
+    store, worker = make_family(runs, 3)
+    worker.step()
+    with sqlite3.connect(runs / "ftui.db") as db:  # as if the ids were never written
+        db.execute("UPDATE jobs SET slurm_id = NULL")
+    assert all(j.slurm_id is None for j in store.jobs())
+    again = Worker(runs, log=io.StringIO(), gpus=[])
+    assert again.reconcile()
+    assert sorted(j.slurm_id or "" for j in store.jobs()) == ["1001_0", "1001_1", "1001_2"]
+    slurm.set_state("1001_1", "RUNNING")
+    again.step()
+    assert by_key(store)["f-1"].reason == "slurm job 1001_1 RUNNING on node1"
+    assert len(slurm.calls("sbatch")) == 1
+
+
+def test_a_retried_run_whose_array_task_still_runs_is_watched_not_submitted_again(
+    tmp_path: Path, slurm: FakeSlurm
+) -> None:
+    runs = tmp_path / "runs"
+    store, worker = make_family(runs, 3)
+    worker.step()
+    slurm.set_state("1001_1", "RUNNING")
+    slurm.hide("1001_1")  # the controller loses it for three answers: settled as vanished
+    for _ in range(3):
+        worker.step()
+    assert by_key(store)["f-1"].state == FAILED
+    slurm.hide()
+    store.retry(["f-1"])
+    worker.step()
+    worker.step()
+    assert len(slurm.calls("sbatch")) == 1
+    job = by_key(store)["f-1"]
+    assert (job.state, job.slurm_id) == (RUNNING, "1001_1") and "RUNNING" in job.reason

@@ -1,4 +1,5 @@
-"""Writing `job.sbatch`: a readable batch script a user can also submit by hand (`sbatch job.sbatch`).
+"""Writing `job.sbatch`: a readable batch script a user can also submit by hand (`sbatch job.sbatch`), and the
+job-array script that runs many of them as one Slurm job (`render_array`).
 
 Safety: every value that goes into the script is shell-quoted (sbatch reads `#SBATCH` lines with shell-like
 quoting, and the body is bash), and no value may contain a line break, so an option can never smuggle a
@@ -18,6 +19,8 @@ from ftui.rundir import LOG
 
 SCRIPT_NAME = "job.sbatch"
 LOG_NAME = LOG
+ARRAYS_DIR = ".slurm"  # in the runs folder: one sub-folder per job array (script, tasks.json, task links)
+TASKS_NAME = "tasks.json"  # in an array's folder: which job each array task runs
 
 # [runner.slurm] key -> sbatch option
 OPTIONS: tuple[tuple[str, str], ...] = (
@@ -94,7 +97,8 @@ def render(
         "#!/bin/bash",
         f"# Written by ftui for {_one_line('run key', run_key)} {action}, attempt {attempt}, at "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}.",
-        "# ftui submits it with `sbatch --parsable`; it can also be submitted by hand.",
+        "# ftui submits it with `sbatch --parsable` (or runs it as a task of a job array in "
+        f"{ARRAYS_DIR}/); it can also be submitted by hand.",
         option("--job-name", job_name(run_key, action)),
         option("--output", slurm_path(run_dir / LOG_NAME)),  # stdout and stderr, appended: the same log
         "#SBATCH --open-mode=append",
@@ -102,19 +106,17 @@ def render(
     ]
     if comment:
         lines.append(option("--comment", comment))
-    for key, name in OPTIONS:
-        value = slurm.get(key)
-        if value is not None and value != "":
-            lines.append(option(name, value))
-    lines += [extra_option(line) for line in _lines(slurm.get("sbatch"))]
+    lines += shared_options(slurm)
     header = (
-        f"==== ftui: {action} attempt {attempt} on slurm job ${{SLURM_JOB_ID}} (${{SLURMD_NODENAME}}) at "
-        "$(date '+%Y-%m-%d %H:%M:%S') ===="
+        f"==== ftui: {action} attempt {attempt} on slurm job ${{slurm_job:-$SLURM_JOB_ID}} "
+        "(${SLURMD_NODENAME}) at $(date '+%Y-%m-%d %H:%M:%S') ===="
     )
     lines += [
         "",
         "set -e",
         "export PYTHONUNBUFFERED=1",
+        "# a task of a job array shows the id ftui knows it by: ARRAYID_TASK",
+        "slurm_job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}",
         f'echo ""; echo "{header}"',
     ]
     setup = _lines(slurm.get("setup"))
@@ -127,6 +129,51 @@ def render(
     # exec: the engine IS the batch step, so Slurm's SIGTERM (scancel, time limit) reaches it directly and it
     # saves a checkpoint before exiting.
     lines.append("exec " + " ".join(shlex.quote(c) for c in cmd))
+    return "\n".join(lines) + "\n"
+
+
+def shared_options(slurm: Mapping[str, Any]) -> list[str]:
+    """The `#SBATCH` lines from [runner.slurm] (resources, account, extra options): the same for every job
+    submitted with these settings, so jobs with equal lines can share one job array."""
+    lines = []
+    for key, name in OPTIONS:
+        value = slurm.get(key)
+        if value is not None and value != "":
+            lines.append(option(name, value))
+    return lines + [extra_option(line) for line in _lines(slurm.get("sbatch"))]
+
+
+def render_array(
+    *, name: str, tasks: int, array_dir: Path, runs_dir: Path, slurm: Mapping[str, Any], comment: str = ""
+) -> str:
+    """The text of an array's job.sbatch: `tasks` tasks (0 .. tasks-1) that share the [runner.slurm] options.
+
+    Task i runs `ARRAY_DIR/i/job.sbatch`, where `ARRAY_DIR/i` is a link to its run folder (written by the
+    caller before submitting), so Slurm's own messages (a time limit, a cancel) land in that run's log as
+    for a plain job. Raises SbatchError for an unsafe value or an array folder outside the runs folder."""
+    array_dir = inside(array_dir, runs_dir)
+    if tasks < 1:
+        raise SbatchError(f"a job array needs at least one task, got {tasks}")
+    lines = [
+        "#!/bin/bash",
+        f"# Written by ftui at {time.strftime('%Y-%m-%d %H:%M:%S')}: {tasks} jobs as one Slurm job array.",
+        f"# Task i runs the job.sbatch of the run folder linked as {array_dir}/i ({TASKS_NAME} lists them).",
+        option("--job-name", _one_line("array name", name)),
+        f"#SBATCH --array=0-{tasks - 1}",
+        # through the task's link: the run's own log, appended (the script appends the engine's output too)
+        option("--output", f"{slurm_path(array_dir)}/%a/{slurm_path(Path(LOG_NAME))}"),
+        "#SBATCH --open-mode=append",
+        option("--chdir", str(array_dir)),
+    ]
+    if comment:
+        lines.append(option("--comment", comment))
+    lines += shared_options(slurm)
+    lines += [
+        "",
+        "set -e",
+        f'cd -P -- {shlex.quote(str(array_dir))}/"$SLURM_ARRAY_TASK_ID"',
+        f"exec bash ./{SCRIPT_NAME}",
+    ]
     return "\n".join(lines) + "\n"
 
 

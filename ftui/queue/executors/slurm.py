@@ -1,10 +1,14 @@
 """The Slurm executor: each job is a batch job (`job.sbatch` in its run folder), submitted with sbatch.
 
-Dependencies stay in the worker: a job is submitted only when its dependencies are done (the queue's own
-scheduler, `blocked` logic and retries apply unchanged; see docs/slurm.md for why not `--dependency`).
-The worker polls `squeue --me` at `poll_s` (all jobs in one call), asks `scontrol show job` (then `sacct`,
-then `sacct -c`) for the exit code of a job that ended, maps Slurm's state to ours, and cancels with
-`scancel`. Every call has a timeout: an unreachable controller never hangs the worker.
+The jobs claimed in one worker pass are submitted together (`submit_claimed`): alike ones (the same
+[runner.slurm] options) as one job array, one `sbatch` call for up to slurm_arrays.MAX_TASKS of them, each
+task running its run folder's job.sbatch and known to the queue as `ARRAYID_TASK`; a job alone stays a
+plain batch job. Dependencies stay in the worker: a job is submitted only when its dependencies are done
+(the queue's own scheduler, `blocked` logic and retries apply unchanged; see docs/slurm.md for why not
+`--dependency`). The worker polls `squeue --me -r` at `poll_s` (all jobs and array tasks in one call), asks
+`scontrol show job` (one call per array or plain job that ended), then one `sacct`, then one `sacct -c`
+for the exit codes of the jobs that ended, maps Slurm's state to ours, and cancels with `scancel`. Every
+call has a timeout: an unreachable controller never hangs the worker.
 
 A busy controller answers badly: an error on stderr with exit 0 and no rows, a job missing from one answer.
 So a reading call with an error on stderr has failed, whatever its exit code; a job absent from an answer
@@ -17,6 +21,8 @@ submission fail with the reason, and no answer means: not yet.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import subprocess
@@ -26,8 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui.atomic import atomic_write_bytes
-from ftui.queue.executors import sbatch
+from ftui.atomic import atomic_write_bytes, create_temp
+from ftui.queue.executors import sbatch, slurm_arrays
 from ftui.queue.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
 from ftui.queue.executors.slurm_states import (  # re-exported: the executor's vocabulary
     ACTIVE,
@@ -41,7 +47,9 @@ from ftui.queue.executors.slurm_states import (  # re-exported: the executor's v
     parse_exit,
     parse_folder_jobs,
     parse_sacct,
+    parse_sacct_all,
     parse_scontrol,
+    parse_scontrol_all,
     parse_squeue,
     verdict,
 )
@@ -56,6 +64,10 @@ CALL_TIMEOUT_S = 30.0  # sbatch, squeue, scontrol, sacct, scancel
 # controller may drop a job from one answer, and Slurm keeps an ended job for MinJobAge (300 s by default).
 MISSES_TO_VANISH = 3
 VANISH_AFTER_S = 60.0
+# -r: one line per array task (pending ones too), named ARRAYID_TASK; %A: a task's own job id
+SQUEUE_STATES = ["squeue", "--me", "-r", "-h", "-t", "all", "-o", "%i|%T|%r|%P|%N|%A"]
+SQUEUE_FOLDERS = ["squeue", "--me", "-r", "-h", "-t", "all", "-o", "%i|%T|%j|%Z"]
+SACCT_FORMAT = ["-n", "-P", "-X", "-o", "JobID,State,ExitCode,NodeList,Partition"]
 
 
 class SlurmError(Exception):
@@ -97,6 +109,22 @@ def call(
     return out.stdout
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write a job's job.sbatch: through a temporary file renamed over it, so sbatch or an array task never
+    reads half of one, but with no fsync (unlike atomic_write_bytes): after a crash the job is submitted
+    again and its script written again, and one fsync per run made a sweep's submission take minutes on a
+    busy disk. Raises OSError naming `path`."""
+    fd, tmp_name = create_temp(path.parent, path.name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp_name, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
+
+
 __all__ = [
     "ACTIVE",
     "ENDED",
@@ -113,7 +141,9 @@ __all__ = [
     "parse_exit",
     "parse_folder_jobs",
     "parse_sacct",
+    "parse_sacct_all",
     "parse_scontrol",
+    "parse_scontrol_all",
     "parse_squeue",
     "verdict",
 ]
@@ -126,15 +156,18 @@ class SlurmExecutor(Executor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.tracked: dict[int, str] = {}  # our job id -> Slurm job id
+        self.tracked: dict[int, str] = {}  # our job id -> Slurm job id (`1234`; `1234_5`: array task)
         self._shown: dict[int, str] = {}  # the reason last written for each job (write only changes)
         self._last_poll = 0.0
         self._kill_sent: set[int] = set()
         self._misses: dict[int, tuple[int, float]] = {}  # job id -> (answers in a row without it, first)
+        self._claimed: list[Job] = []  # claimed in this pass: submitted together by submit_claimed
         self._unsubmitted: set[int] = set()  # claimed, but squeue could not say whether its folder is free
+        self._raw: dict[int, str] = {}  # array task -> its own job id (squeue %A), for `sacct -c`
+        self.arrays = slurm_arrays.ArrayIndex(self.store.runs_dir)
 
     def active(self) -> int:
-        return len(self.tracked) + len(self._unsubmitted)
+        return len(self.tracked) + len(self._unsubmitted) + len(self._claimed)
 
     def poll_interval(self, settings: dict[str, Any]) -> float:
         if os.environ.get("FTUI_SLURM_POLL"):  # tests
@@ -149,16 +182,51 @@ class SlurmExecutor(Executor):
 
     # ---- submitting ---------------------------------------------------------------------------------------
     def start(self, job: Job, slot: Slot | None, settings: dict[str, Any]) -> bool:
-        """Submit the claimed job, unless a Slurm job may still be alive in its run folder."""
-        run_dir = self.store.run_dir(job.rel_dir)
-        # A folder that has had a batch job (job.sbatch is there) may still have one running: say, one the
-        # worker wrongly settled while the controller did not answer, then `ftui retry`.
-        if job.attempts > 1 or (run_dir / sbatch.SCRIPT_NAME).exists():
-            try:
-                alive = self._alive_in(run_dir)
-            except SlurmMissing:
-                alive = []  # no Slurm client: nothing runs through it, and sbatch will say it is missing
-            except SlurmError as e:
+        """Take a claimed job. It is submitted by `submit_claimed` (the worker calls it at the end of the
+        pass; the next `reap` does if it did not), with the other jobs claimed in the same pass."""
+        self._claimed.append(job)
+        return True
+
+    def submit_claimed(self, settings: dict[str, Any]) -> None:
+        """Submit the jobs claimed since the last call: alike ones as job arrays (one sbatch per
+        slurm_arrays.MAX_TASKS jobs), a job alone as a plain batch job. A job whose run folder may still
+        have a live Slurm job is held back or refused (see `_folders_free`)."""
+        jobs, self._claimed = self._claimed, []
+        if jobs:
+            self._submit_all(jobs, settings)
+
+    def _submit_all(self, jobs: list[Job], settings: dict[str, Any]) -> None:
+        slurm = settings.get("slurm") or {}
+        scripts: list[tuple[Job, Path]] = []
+        for job in self._folders_free(jobs):
+            script = self._write_script(job, slurm)
+            if script is not None:
+                scripts.append((job, script))
+        # Every job of one call has the same settings, so one option set: alike, chunked to Slurm's limit.
+        for first in range(0, len(scripts), slurm_arrays.MAX_TASKS):
+            chunk = scripts[first : first + slurm_arrays.MAX_TASKS]
+            if len(chunk) == 1:
+                self._submit_plain(*chunk[0], slurm)
+            else:
+                self._submit_array([job for job, _ in chunk], slurm)
+
+    def _folders_free(self, jobs: list[Job]) -> list[Job]:
+        """The jobs that may be submitted now. A run folder that has had a batch job (job.sbatch is there)
+        may still have one running: say, one the worker wrongly settled while the controller did not answer,
+        then `ftui retry`. For those, one squeue call for all: a live earlier attempt of the same job is
+        watched again, another live job fails the submission, and no answer holds them back."""
+        check = [
+            j for j in jobs if j.attempts > 1 or (self.store.run_dir(j.rel_dir) / sbatch.SCRIPT_NAME).exists()
+        ]
+        if not check:
+            return jobs
+        try:
+            alive = self._alive_by_folder()
+        except SlurmMissing:
+            alive = {}  # no Slurm client: nothing runs through it, and sbatch will say it is missing
+        except SlurmError as e:
+            held = {j.id for j in check}
+            for job in check:
                 self._unsubmitted.add(job.id)
                 self._show(
                     job.id,
@@ -167,24 +235,28 @@ class SlurmExecutor(Executor):
                     None,
                     None,
                 )
-                return True
+            return [j for j in jobs if j.id not in held]
+        free = []
+        for job in jobs:
             self._unsubmitted.discard(job.id)
-            if alive:
-                return self._previous_still_alive(job, alive[0])
-        self._unsubmitted.discard(job.id)
-        return self._submit(job, run_dir, settings)
+            found = alive.get(self.store.run_dir(job.rel_dir).resolve())
+            if found is not None:
+                self._previous_still_alive(job, found)
+            else:
+                free.append(job)
+        return free
 
-    def _alive_in(self, run_dir: Path) -> list[FolderJob]:
-        """The Slurm jobs not yet ended whose working folder is `run_dir`."""
-        text = call(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%j|%Z"])
-        here = run_dir.resolve()
-        alive = []
-        for found in parse_folder_jobs(text):
-            if found.state in ACTIVE and found.workdir and Path(found.workdir).resolve() == here:
-                alive.append(found)
+    def _alive_by_folder(self) -> dict[Path, FolderJob]:
+        """Run folder -> a Slurm job of ours not yet ended that works in it (an array task counts for the
+        run folder it runs, not the array's folder)."""
+        alive: dict[Path, FolderJob] = {}
+        for found in parse_folder_jobs(call(SQUEUE_FOLDERS)):
+            if found.state in ACTIVE and found.workdir:
+                found = self.arrays.as_run_job(found, self.store.runs_dir)
+                alive.setdefault(Path(found.workdir).resolve(), found)
         return alive
 
-    def _previous_still_alive(self, job: Job, found: FolderJob) -> bool:
+    def _previous_still_alive(self, job: Job, found: FolderJob) -> None:
         """An earlier Slurm job still runs in the folder: watch it again if it is this job's (and no fresh
         start was asked for); otherwise fail the submission with the reason."""
         if found.name == sbatch.job_name(job.run_key, job.action) and not job.restart:
@@ -194,7 +266,7 @@ class SlurmExecutor(Executor):
             self._shown[job.id] = reason
             self._last_poll = 0.0
             self.log(f"{job.run_key} {job.action}: {reason}")
-            return True
+            return
         mine = found.name == sbatch.job_name(job.run_key, job.action)
         what = "an earlier attempt of this job" if mine else f"job {found.name!r}"
         reason = (
@@ -203,10 +275,10 @@ class SlurmExecutor(Executor):
         )
         self.store.finish(job.id, FAILED, reason)
         self.log(f"{job.run_key} {job.action}: {reason}")
-        return False
 
-    def _submit(self, job: Job, run_dir: Path, settings: dict[str, Any]) -> bool:
-        slurm = settings.get("slurm") or {}
+    def _write_script(self, job: Job, slurm: dict[str, Any]) -> Path | None:
+        """Write the job's job.sbatch in its run folder; on an error, fail the job with the reason."""
+        run_dir = self.store.run_dir(job.rel_dir)
         try:
             if not has_config(run_dir):
                 raise SlurmError(f"config.toml missing: {run_dir} (run `ftui launch` to write it)")
@@ -222,24 +294,66 @@ class SlurmExecutor(Executor):
                 comment=job_tag(self.store, job),
             )
             script = run_dir / sbatch.SCRIPT_NAME
-            atomic_write_bytes(script, text.encode())
-            # not strict: a job id on stdout means it was submitted, whatever sbatch warns about
-            out = call(["sbatch", "--parsable", str(script)], cwd=str(run_dir), strict=False).strip()
+            replace_file(script, text.encode())
         except (SlurmError, sbatch.SbatchError, OSError) as e:
-            self.store.finish(job.id, FAILED, f"not submitted: {e}")
-            self.log(f"{job.run_key} {job.action}: not submitted: {e}")
-            return False
+            self._not_submitted([job], str(e))
+            return None
+        return script
+
+    def _sbatch(self, script: Path) -> str:
+        """Submit a script; the job id. Raises SlurmError (with Slurm's message) when it was not taken."""
+        # not strict: a job id on stdout means it was submitted, whatever sbatch warns about
+        out = call(["sbatch", "--parsable", str(script)], cwd=str(script.parent), strict=False).strip()
         slurm_id = out.splitlines()[-1].split(";")[0].strip() if out else ""
         if not slurm_id.replace("_", "").isdigit():
-            self.store.finish(job.id, FAILED, f"not submitted: sbatch printed {out!r}, not a job id")
-            return False
+            raise SlurmError(f"sbatch printed {out!r}, not a job id")
+        return slurm_id
+
+    def _submit_plain(self, job: Job, script: Path, slurm: dict[str, Any]) -> None:
+        try:
+            slurm_id = self._sbatch(script)
+        except SlurmError as e:
+            self._not_submitted([job], str(e))
+            return
+        self._submitted(job, slurm_id, slurm)
+        self.log(f"submitted {job.run_key} {job.action} as slurm job {slurm_id}")
+
+    def _submit_array(self, jobs: list[Job], slurm: dict[str, Any]) -> None:
+        """One sbatch for all `jobs` (their job.sbatch written): task i runs jobs[i], recorded as `ID_i`."""
+        array_dir = slurm_arrays.new_array_dir(self.store.runs_dir)
+        try:
+            slurm_arrays.write_array(array_dir, jobs, [self.store.run_dir(j.rel_dir) for j in jobs])
+            text = sbatch.render_array(
+                name=f"ftui:array:{array_dir.name}",
+                tasks=len(jobs),
+                array_dir=array_dir,
+                runs_dir=self.store.runs_dir,
+                slurm=slurm,
+                comment=slurm_arrays.array_comment(self.store.db_path, array_dir),
+            )
+            script = array_dir / sbatch.SCRIPT_NAME
+            atomic_write_bytes(script, text.encode())
+            base = self._sbatch(script)
+        except (SlurmError, sbatch.SbatchError, OSError) as e:
+            self._not_submitted(jobs, str(e))
+            return
+        for index, job in enumerate(jobs):
+            self._submitted(job, f"{base}_{index}", slurm)
+        self.log(f"submitted {len(jobs)} jobs as slurm job array {base} ({array_dir})")
+
+    def _submitted(self, job: Job, slurm_id: str, slurm: dict[str, Any]) -> None:
         reason = f"slurm job {slurm_id} submitted"
         self.store.record_slurm(job.id, slurm_id, reason, slurm.get("partition"))
         self.tracked[job.id] = slurm_id
         self._shown[job.id] = reason
         self._last_poll = 0.0  # look at it soon (a failure at start shows at once)
-        self.log(f"submitted {job.run_key} {job.action} as slurm job {slurm_id}")
-        return True
+
+    def _not_submitted(self, jobs: list[Job], why: str) -> None:
+        """Fail jobs that Slurm did not take, each with the reason (never left running without a job)."""
+        for job in jobs:
+            self.store.finish(job.id, FAILED, f"not submitted: {why}")
+        names = ", ".join(f"{j.run_key} {j.action}" for j in jobs[:3]) + (" …" if len(jobs) > 3 else "")
+        self.log(f"{names}: not submitted: {why}")
 
     # ---- adopting -----------------------------------------------------------------------------------------
     def adopt(self, job: Job, settings: dict[str, Any]) -> bool:
@@ -253,20 +367,22 @@ class SlurmExecutor(Executor):
         return True
 
     def _find_submitted(self, job: Job) -> str | None:
-        """A job submitted just before a worker crash, found by the tag in its --comment."""
+        """A job submitted just before a worker crash, found by the tag in its --comment (an array task:
+        by its array's comment and tasks.json)."""
         try:
-            text = call(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%k"])
+            text = call(["squeue", "--me", "-r", "-h", "-t", "all", "-o", "%i|%k"])
         except SlurmError:
             return None
         tag = job_tag(self.store, job)
         for line in text.splitlines():
             jid, _, comment = line.strip().partition("|")
-            if comment == tag:
+            if comment == tag or self.arrays.find(comment, self.store.db_path, jid, job):
                 return jid
         return None
 
     # ---- watching -----------------------------------------------------------------------------------------
     def reap(self, settings: dict[str, Any]) -> None:
+        self.submit_claimed(settings)  # claimed in the last pass by a caller that did not submit them
         if not self.tracked and not self._unsubmitted:
             return
         now = time.monotonic()
@@ -277,26 +393,35 @@ class SlurmExecutor(Executor):
         if not self.tracked:
             return
         try:
-            seen = parse_squeue(call(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%r|%P|%N"]))
+            seen = parse_squeue(call(SQUEUE_STATES))
         except SlurmError as e:  # no answer is no news: every job stays as it was
             self._show_all(f"slurm: cannot ask squeue: {e}")
             return
+        ended: list[tuple[int, str, SlurmInfo | None]] = []  # not active in squeue: ask for the record
         for job_id, slurm_id in list(self.tracked.items()):
             info = seen.get(slurm_id)
+            if info is not None and info.raw_id and info.raw_id != slurm_id:
+                self._raw[job_id] = info.raw_id
             if info is not None and info.state in ACTIVE:
                 self._misses.pop(job_id, None)
                 self._show(job_id, describe_active(info), info.partition, info.node)
-                continue
-            final = self._final_info(slurm_id) or info
+            else:
+                ended.append((job_id, slurm_id, info))
+        if not ended:
+            return
+        finals = self._final_infos([(slurm_id, self._raw.get(job_id)) for job_id, slurm_id, _ in ended])
+        running = {job.id: job for job in self.store.jobs(states=[RUNNING])}  # one read, not one per job
+        for job_id, slurm_id, info in ended:
+            final = finals.get(slurm_id) or info
             if final is not None and final.state in ACTIVE:  # squeue missed it between states
                 self._misses.pop(job_id, None)
                 continue
             if final is not None and final.state in ENDED:
-                self._settle(job_id, final)
+                self._settle(job_id, final, running.get(job_id))
                 continue
-            self._missed(job_id, slurm_id, now)
+            self._missed(job_id, slurm_id, now, running.get(job_id))
 
-    def _missed(self, job_id: int, slurm_id: str, now: float) -> None:
+    def _missed(self, job_id: int, slurm_id: str, now: float, job: Job | None) -> None:
         """Slurm answered but knows nothing of the job: unknown, until it stays so long enough to count."""
         count, first = self._misses.get(job_id, (0, now))
         count += 1
@@ -304,7 +429,7 @@ class SlurmExecutor(Executor):
         waited = now - first
         if count >= MISSES_TO_VANISH and waited >= self.vanish_after_s():
             why = f"not in squeue, scontrol or sacct for {count} answers over {waited:.0f} s"
-            self._settle(job_id, SlurmInfo(slurm_id, "UNKNOWN", why))
+            self._settle(job_id, SlurmInfo(slurm_id, "UNKNOWN", why), job)
             return
         self._show(
             job_id,
@@ -315,34 +440,52 @@ class SlurmExecutor(Executor):
         )
 
     def _submit_waiting(self, settings: dict[str, Any]) -> None:
-        """Try again to submit the jobs held back because squeue could not answer."""
+        """Try again to submit the jobs held back because squeue could not answer (together, as one pass)."""
+        if not self._unsubmitted:
+            return
+        running = {job.id: job for job in self.store.jobs(states=[RUNNING])}
         for job_id in sorted(self._unsubmitted):
-            job = self.store.job(job_id)
-            if job is None or job.state != RUNNING:
+            job = running.get(job_id)
+            if job is None:
                 self._forget(job_id)
             elif not job.cancel_requested:
-                self.start(job, None, settings)
+                self._claimed.append(job)
+        self.submit_claimed(settings)
 
-    def _final_info(self, slurm_id: str) -> SlurmInfo | None:
-        """The ended job's record with its exit code: scontrol (for MinJobAge), then sacct, then sacct -c."""
-        try:
-            found = parse_scontrol(call(["scontrol", "show", "job", "-o", slurm_id]))
-            if found is not None:
-                return found
-        except SlurmError:
-            pass
-        fmt = ["-n", "-P", "-X", "-o", "JobID,State,ExitCode,NodeList,Partition", "-j", slurm_id]
-        for cmd in (["sacct", *fmt], ["sacct", "-c", *fmt]):
+    def _final_infos(self, ids: list[tuple[str, str | None]]) -> dict[str, SlurmInfo]:
+        """The records, with exit codes, of jobs that squeue no longer shows active: (id, the array task's
+        own id or None) -> by id. scontrol while Slurm remembers them (MinJobAge; one call per array or
+        plain job), then one `sacct` for the rest (with accounting), then one `sacct -c` (the completion
+        log, which knows array tasks only by their own ids)."""
+        wanted = {slurm_id for slurm_id, _ in ids}
+        found: dict[str, SlurmInfo] = {}
+        for base in dict.fromkeys(slurm_id.partition("_")[0] for slurm_id, _ in ids):
             try:
-                found = parse_sacct(call(cmd), slurm_id)
+                answer = parse_scontrol_all(call(["scontrol", "show", "job", "-o", base]))
             except SlurmError:
                 continue
-            if found is not None:
+            found.update((k, v) for k, v in answer.items() if k in wanted)
+        rest = [(slurm_id, raw) for slurm_id, raw in ids if slurm_id not in found]
+        if rest:
+            try:
+                answer = parse_sacct_all(call(["sacct", *SACCT_FORMAT, "-j", ",".join(s for s, _ in rest)]))
+                found.update((k, v) for k, v in answer.items() if k in wanted)
+            except SlurmError:
+                pass
+        by_raw = [(slurm_id, raw or slurm_id) for slurm_id, raw in rest if slurm_id not in found]
+        if by_raw:
+            try:
+                raws = ",".join(raw for _, raw in by_raw)
+                answer = parse_sacct_all(call(["sacct", "-c", *SACCT_FORMAT, "-j", raws]))
+            except SlurmError:
                 return found
-        return None
+            for slurm_id, raw in by_raw:
+                if raw in answer:
+                    found[slurm_id] = dataclasses.replace(answer[raw], slurm_id=slurm_id)
+        return found
 
-    def _settle(self, job_id: int, info: SlurmInfo) -> None:
-        job = self.store.job(job_id)
+    def _settle(self, job_id: int, info: SlurmInfo, job: Job | None) -> None:
+        """Record how the job ended (`job`: its row, read by the caller; None when no longer running)."""
         if job is None or job.state != RUNNING:
             self._forget(job_id)
             return
@@ -384,6 +527,7 @@ class SlurmExecutor(Executor):
         self._kill_sent.discard(job_id)
         self._misses.pop(job_id, None)
         self._unsubmitted.discard(job_id)
+        self._raw.pop(job_id, None)
 
     def _show(self, job_id: int, reason: str, partition: str | None, node: str | None) -> None:
         key = f"{reason}|{partition}|{node}"
@@ -399,11 +543,13 @@ class SlurmExecutor(Executor):
     # ---- cancelling ---------------------------------------------------------------------------------------
     def handle_cancels(self, settings: dict[str, Any]) -> None:
         """scancel sends SIGTERM (the engine saves a checkpoint), and Slurm kills what is left after its
-        KillWait. After `grace_s` without an end, ftui sends SIGKILL through scancel once more."""
+        KillWait. After `grace_s` without an end, ftui sends SIGKILL through scancel once more. The first
+        scancel of all the jobs cancelled since the last pass is one call."""
         if not self.tracked and not self._unsubmitted:
             return
         grace = float(settings.get("grace_s", 30.0))
         now = time.time()
+        first: list[Job] = []
         for job in self.store.jobs(states=[RUNNING]):
             if job.id in self._unsubmitted and job.cancel_requested:  # never reached Slurm: nothing to stop
                 self.store.finish(job.id, CANCELLED, "cancelled by the user (before it was submitted)")
@@ -412,15 +558,36 @@ class SlurmExecutor(Executor):
             slurm_id = self.tracked.get(job.id)
             if slurm_id is None or not job.cancel_requested:
                 continue
-            try:
-                if job.cancel_sent is None:
-                    call(["scancel", slurm_id], strict=False)
-                    self.store.mark_cancel_sent(job.id, now)
-                    self._last_poll = 0.0
-                    self.log(f"cancel {job.run_key} {job.action}: scancel {slurm_id}")
-                elif job.id not in self._kill_sent and now - job.cancel_sent >= grace:
+            if job.cancel_sent is None:
+                first.append(job)
+            elif job.id not in self._kill_sent and now - job.cancel_sent >= grace:
+                try:
                     call(["scancel", "--signal=KILL", "--full", slurm_id], strict=False)
-                    self._kill_sent.add(job.id)
-                    self.log(f"cancel {job.run_key} {job.action}: scancel --signal=KILL {slurm_id}")
-            except SlurmError as e:  # tried again on the next pass
-                self._show(job.id, f"cancel requested; scancel failed: {e}", None, None)
+                except SlurmError as e:  # tried again on the next pass
+                    self._show(job.id, f"cancel requested; scancel failed: {e}", None, None)
+                    continue
+                self._kill_sent.add(job.id)
+                self.log(f"cancel {job.run_key} {job.action}: scancel --signal=KILL {slurm_id}")
+        if first:
+            self._scancel(first, now)
+
+    def _scancel(self, jobs: list[Job], now: float) -> None:
+        """One `scancel ID ID ...` for all; when it fails (one id Slurm no longer knows fails the call),
+        each job on its own, so one bad id never holds the others back."""
+        ids = [self.tracked[job.id] for job in jobs]
+        try:
+            call(["scancel", *ids], strict=False)
+            done = jobs
+        except SlurmError:
+            done = []
+            for job, slurm_id in zip(jobs, ids, strict=True):
+                try:
+                    call(["scancel", slurm_id], strict=False)
+                    done.append(job)
+                except SlurmError as e:  # tried again on the next pass
+                    self._show(job.id, f"cancel requested; scancel failed: {e}", None, None)
+        for job in done:
+            self.store.mark_cancel_sent(job.id, now)
+            self.log(f"cancel {job.run_key} {job.action}: scancel {self.tracked[job.id]}")
+        if done:
+            self._last_poll = 0.0

@@ -63,6 +63,7 @@ class SlurmInfo:
     partition: str | None = None
     node: str | None = None
     exit_code: str | None = None  # "3:0" (code:signal)
+    raw_id: str | None = None  # an array task's own job id (squeue %A): what `sacct -c` knows it by
 
 
 def parse_exit(exit_code: str | None) -> tuple[int | None, int | None]:
@@ -77,15 +78,16 @@ def parse_exit(exit_code: str | None) -> tuple[int | None, int | None]:
 
 
 def parse_squeue(text: str) -> dict[str, SlurmInfo]:
-    """Lines of `squeue -o %i|%T|%r|%P|%N` -> job id -> info."""
+    """Lines of `squeue -r -o %i|%T|%r|%P|%N[|%A]` -> job id (`1234`; `1234_5`: an array task) -> info."""
     found = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
         if len(parts) < 5 or not parts[0]:
             continue
         jid, state, reason, partition, node = parts[:5]
+        raw = parts[5] if len(parts) > 5 and parts[5].isdigit() else None
         found[jid] = SlurmInfo(
-            jid, state.split()[0] if state else "", reason, partition or None, node or None
+            jid, state.split()[0] if state else "", reason, partition or None, node or None, raw_id=raw
         )
     return found
 
@@ -111,33 +113,59 @@ def parse_folder_jobs(text: str) -> list[FolderJob]:
 
 def parse_scontrol(text: str) -> SlurmInfo | None:
     """`scontrol show job -o ID` (one line of Key=Value words) -> info."""
-    fields: dict[str, str] = {}
-    for word in text.split():
-        key, eq, value = word.partition("=")
-        if eq and key not in fields:
-            fields[key] = value
-    if "JobId" not in fields or "JobState" not in fields:
-        return None
-    node = fields.get("NodeList")
-    return SlurmInfo(
-        fields["JobId"],
-        fields["JobState"],
-        fields.get("Reason", ""),
-        fields.get("Partition") or None,
-        None if node in (None, "", "(null)") else node,
-        fields.get("ExitCode"),
-    )
+    found = parse_scontrol_all(text.split("\n", 1)[0])
+    return next(iter(found.values()), None)
+
+
+def parse_scontrol_all(text: str) -> dict[str, SlurmInfo]:
+    """`scontrol show job -o ID` (one line per job; an array's id gives one line per task) -> id -> info.
+    An array task is keyed `ARRAYID_TASK`, as squeue shows it; a line for still-unsplit pending tasks
+    (`ArrayTaskId=4-9`) is left out."""
+    found = {}
+    for line in text.splitlines():
+        fields: dict[str, str] = {}
+        for word in line.split():
+            key, eq, value = word.partition("=")
+            if eq and key not in fields:
+                fields[key] = value
+        if "JobId" not in fields or "JobState" not in fields:
+            continue
+        jid = fields["JobId"]
+        task = fields.get("ArrayTaskId")
+        if task is not None:
+            if not task.isdigit():
+                continue
+            jid = f"{fields.get('ArrayJobId', jid)}_{task}"
+        node = fields.get("NodeList")
+        found[jid] = SlurmInfo(
+            jid,
+            fields["JobState"],
+            fields.get("Reason", ""),
+            fields.get("Partition") or None,
+            None if node in (None, "", "(null)") else node,
+            fields.get("ExitCode"),
+            raw_id=fields["JobId"] if task is not None else None,
+        )
+    return found
 
 
 def parse_sacct(text: str, slurm_id: str) -> SlurmInfo | None:
     """`sacct -n -P -o JobID,State,ExitCode,NodeList,Partition` -> the line of the job itself (no steps)."""
+    return parse_sacct_all(text).get(slurm_id)
+
+
+def parse_sacct_all(text: str) -> dict[str, SlurmInfo]:
+    """`sacct -n -P -o JobID,State,ExitCode,NodeList,Partition -j ID,ID,...` -> job id -> info, one per job
+    (its steps, `1234.batch`, are left out; the first line of a job wins)."""
+    found: dict[str, SlurmInfo] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) >= 3 and parts[0] == slurm_id and parts[1]:
-            node = parts[3] if len(parts) > 3 and parts[3] not in ("", "None assigned") else None
-            partition = parts[4] if len(parts) > 4 and parts[4] else None
-            return SlurmInfo(slurm_id, parts[1].split()[0], "", partition, node, parts[2])
-    return None
+        if len(parts) < 3 or not parts[0] or "." in parts[0] or not parts[1] or parts[0] in found:
+            continue
+        node = parts[3] if len(parts) > 3 and parts[3] not in ("", "None assigned") else None
+        partition = parts[4] if len(parts) > 4 and parts[4] else None
+        found[parts[0]] = SlurmInfo(parts[0], parts[1].split()[0], "", partition, node, parts[2])
+    return found
 
 
 def describe_active(info: SlurmInfo) -> str:
