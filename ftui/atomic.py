@@ -89,3 +89,41 @@ def _write(target: Path, data: bytes) -> None:
 def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
     """Write `text` to `path` atomically (see `atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def replace_unsynced(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file renamed over it, without fsync: a reader never sees
+    half a file, but it is durable only after `sync_file_system`. For a batch of files written together (a
+    sweep's Slurm job scripts: one fsync each took minutes on a busy disk), followed by one sync. Raises
+    OSError naming `path`."""
+    fd, tmp_name = create_temp(path.parent, path.name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp_name, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        why = no_space_message(path.parent) if e.errno == errno.ENOSPC else e.strerror
+        raise OSError(e.errno, f"cannot write {path}: {why}") from e
+
+
+def sync_file_system(folder: Path) -> None:
+    """Make every write on the file system holding `folder` durable: syncfs(2) on Linux (that file system
+    only), os.sync() elsewhere. Raises OSError naming `folder` when syncfs fails."""
+    import ctypes  # only here: the CLI's start-up does not pay for it
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"cannot sync the file system of {folder}: {os.strerror(err)}")
+    finally:
+        os.close(fd)

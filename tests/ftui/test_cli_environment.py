@@ -77,6 +77,22 @@ def test_every_atomic_writer_keeps_the_mode_the_umask_gives(
     )
     assert done.returncode == 0, done.stderr
     assert mode(tmp_path / "eval.json") == expected and mode(tmp_path / "ck" / "final.pt") == expected
+    batch_writer = (  # the Slurm job scripts: renamed into place unsynced, then one sync of the file system
+        "import sys; from pathlib import Path; from ftui.atomic import replace_unsynced, sync_file_system;"
+        "replace_unsynced(Path(sys.argv[1]), b'#!/bin/bash'); sync_file_system(Path(sys.argv[1]).parent)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", batch_writer, str(tmp_path / "job.sbatch")],
+        env=ENV,
+        umask=umask,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        mode(tmp_path / "job.sbatch") == expected and (tmp_path / "job.sbatch").read_bytes() == b"#!/bin/bash"
+    )
     assert not [p.name for p in tmp_path.rglob("*.tmp")]  # no temp file left behind
 
 

@@ -21,7 +21,6 @@ submission fail with the reason, and no answer means: not yet.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
@@ -32,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ftui.atomic import atomic_write_bytes, create_temp
+from ftui.atomic import atomic_write_bytes, replace_unsynced, sync_file_system
 from ftui.queue.executors import sbatch, slurm_arrays
 from ftui.queue.executors.base import Ended, Executor, finished_on_disk, job_tag, last_words
 from ftui.queue.executors.slurm_states import (  # re-exported: the executor's vocabulary
@@ -107,22 +106,6 @@ def call(
         message = " ".join(text.split()) or f"exit {out.returncode}"
         raise SlurmError(message if message.startswith(f"{args[0]}:") else f"{args[0]}: {message}")
     return out.stdout
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write a job's job.sbatch: through a temporary file renamed over it, so sbatch or an array task never
-    reads half of one, but with no fsync (unlike atomic_write_bytes): after a crash the job is submitted
-    again and its script written again, and one fsync per run made a sweep's submission take minutes on a
-    busy disk. Raises OSError naming `path`."""
-    fd, tmp_name = create_temp(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
 
 
 __all__ = [
@@ -202,6 +185,12 @@ class SlurmExecutor(Executor):
             script = self._write_script(job, slurm)
             if script is not None:
                 scripts.append((job, script))
+        if scripts:
+            try:  # one sync for every script written above, before Slurm may read one
+                sync_file_system(self.store.runs_dir)
+            except OSError as e:
+                self._not_submitted([job for job, _ in scripts], str(e))
+                return
         # Every job of one call has the same settings, so one option set: alike, chunked to Slurm's limit.
         for first in range(0, len(scripts), slurm_arrays.MAX_TASKS):
             chunk = scripts[first : first + slurm_arrays.MAX_TASKS]
@@ -294,7 +283,7 @@ class SlurmExecutor(Executor):
                 comment=job_tag(self.store, job),
             )
             script = run_dir / sbatch.SCRIPT_NAME
-            replace_file(script, text.encode())
+            replace_unsynced(script, text.encode())  # made durable by one sync before sbatch
         except (SlurmError, sbatch.SbatchError, OSError) as e:
             self._not_submitted([job], str(e))
             return None
