@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,12 @@ class RunRow:
     gpu: str | None = None
     result: str = ""
     reason: str = ""
+
+    @cached_property
+    def search_text(self) -> str:
+        """What the home screen's filter words are matched against: name, family, tasks, state (lower case;
+        computed once per row, not once per key press)."""
+        return f"{self.key} {self.family or ''} {self.tasks} {self.state}".lower()
 
     @property
     def fraction(self) -> float | None:
@@ -154,16 +161,21 @@ class AppData:
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
-        differs from what the previous call returned."""
+        differs from what the previous call returned. A row equal to the one returned last time is that very
+        object, so the home table finds the changed rows of 5,000 by identity."""
         from ftui.status import list_rows
 
         with self._lock:
-            rows = [
-                self._row(run, d)
-                for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True)
-            ]
             shown = self._table_rows
-            changed = any(shown.get(r.key) != r for r in rows) or len(rows) != len(shown)
+            rows = []
+            changed = len(shown) != len(self.runs)
+            for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True):
+                row = self._row(run, d)
+                if (old := shown.get(row.key)) == row:
+                    row = old  # the same object: the table skips it without comparing it again
+                else:
+                    changed = True
+                rows.append(row)
             self._table_rows = {r.key: r for r in rows}
             self._latest.update(self._table_rows)
             return rows, changed
