@@ -110,6 +110,7 @@ class AppData:
         self.runs = list(registry.runs())
         self._by_key = {run.key: run for run in self.runs}
         self._shorts = {t.name: t.short for t in registry.study.tasks}
+        self._task_labels: dict[str, str] = {}
         # Two caches with one owner each: `rows()` diffs against what it last returned to the home table
         # (`_table_rows`); `row()` (the run screen) only updates what `last_row` answers (`_latest`). When
         # `row()` wrote the diff cache, a run that failed while its screen was open looked unchanged to the
@@ -126,10 +127,15 @@ class AppData:
         return self.runs_dir / self._by_key[key].rel_dir
 
     def tasks_label(self, run: Run) -> str:
-        tasks = run.experiment.tasks
-        if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
-            return "all"
-        return "+".join(self._shorts.get(t, t) for t in tasks)
+        label = self._task_labels.get(run.experiment.name)  # one per experiment, whatever its seeds
+        if label is None:
+            tasks = run.experiment.tasks
+            if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
+                label = "all"
+            else:
+                label = "+".join(self._shorts.get(t, t) for t in tasks)
+            self._task_labels[run.experiment.name] = label
+        return label
 
     def last_row(self, key: str) -> RunRow | None:
         """The newest row of `key` read by `rows()` or `row()`, for the run screen's first frame."""

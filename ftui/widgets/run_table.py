@@ -74,7 +74,7 @@ class _Shown:
 
     row: RunRow
     selected: bool
-    cells: dict[ColumnKey, Text | str]
+    cells: dict[str, Text | str]  # the DataTable keys them by ColumnKey, equal to the name
     widths: list[int]
     key: RowKey
     meta: Row
@@ -145,7 +145,7 @@ class RunTable(DataTable[Text | str]):
         current = self.current_key
         self.clear()
         shown = [self._entry(r) for r in rows]
-        self._data.update((s.key, s.cells) for s in shown)
+        self._data.update((s.key, s.cells) for s in shown)  # type: ignore[misc]
         self.rows.update((s.key, s.meta) for s in shown)
         self._row_locations = TwoWayDict({s.key: index for index, s in enumerate(shown)})
         self._grow_columns([s.widths for s in shown])
@@ -165,7 +165,7 @@ class RunTable(DataTable[Text | str]):
         grown: list[list[int]] = []
         for r in rows:
             shown = self._entry(r)
-            self._data[shown.key] = shown.cells
+            self._data[shown.key] = shown.cells  # type: ignore[assignment]
             grown.append(shown.widths)
         self._grow_columns(grown)
         self._update_count += 1  # one flush of the DataTable's render caches for the whole refresh
@@ -177,23 +177,26 @@ class RunTable(DataTable[Text | str]):
         shown = self._shown.get(r.key)
         if shown is not None and shown.row is r and shown.selected == selected:
             return shown
+        # Keyed by the column names: a ColumnKey hashes and compares equal to its name, so the DataTable finds
+        # each cell without 10 ColumnKey objects per row.
         cells = row_cells(r, selected)
-        values = {column: cells[column.value or ""] for column in COLUMN_KEYS}
-        widths = [self._width(value) for value in values.values()]
+        widths = [self._width(value) for value in cells.values()]
         key = shown.key if shown is not None else RowKey(r.key)
         meta = shown.meta if shown is not None else Row(key, 1)
-        shown = self._shown[r.key] = _Shown(r, selected, values, widths, key, meta)
+        shown = self._shown[r.key] = _Shown(r, selected, cells, widths, key, meta)
         return shown
 
     def _width(self, value: Text | str) -> int:
-        """The width the DataTable measures for a cell (`default_cell_formatter` then `measure`), cached."""
-        plain = value.plain if isinstance(value, Text) else value
-        if plain.isprintable() and (isinstance(value, Text) or "[" not in plain):
-            return cell_len(plain)  # one line, no markup: what `measure` finds, without its overhead
-        cache_key = plain if isinstance(value, Text) else "\0" + plain  # a str cell is read as markup
+        """The width the DataTable measures for a cell (`default_cell_formatter` then `measure`), cached per
+        text (a str cell is read as markup, a Text is not)."""
+        cache_key = value if isinstance(value, str) else "\0" + value.plain
         width = self._widths.get(cache_key)
         if width is None:
-            width = measure(self.app.console, default_cell_formatter(value, wrap=False, height=1), 1)
+            plain = value if isinstance(value, str) else value.plain
+            if plain.isprintable() and (isinstance(value, Text) or "[" not in plain):
+                width = cell_len(plain)  # one line, no markup: what `measure` finds, without its overhead
+            else:
+                width = measure(self.app.console, default_cell_formatter(value, wrap=False, height=1), 1)
             self._widths[cache_key] = width
         return width
 
