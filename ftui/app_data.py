@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,12 @@ class RunRow:
     gpu: str | None = None
     result: str = ""
     reason: str = ""
+
+    @cached_property
+    def search_text(self) -> str:
+        """What the home screen's filter words are matched against: name, family, tasks, state (lower case;
+        computed once per row, not once per key press)."""
+        return f"{self.key} {self.family or ''} {self.tasks} {self.state}".lower()
 
     @property
     def fraction(self) -> float | None:
@@ -103,6 +110,7 @@ class AppData:
         self.runs = list(registry.runs())
         self._by_key = {run.key: run for run in self.runs}
         self._shorts = {t.name: t.short for t in registry.study.tasks}
+        self._task_labels: dict[str, str] = {}
         # Two caches with one owner each: `rows()` diffs against what it last returned to the home table
         # (`_table_rows`); `row()` (the run screen) only updates what `last_row` answers (`_latest`). When
         # `row()` wrote the diff cache, a run that failed while its screen was open looked unchanged to the
@@ -119,10 +127,15 @@ class AppData:
         return self.runs_dir / self._by_key[key].rel_dir
 
     def tasks_label(self, run: Run) -> str:
-        tasks = run.experiment.tasks
-        if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
-            return "all"
-        return "+".join(self._shorts.get(t, t) for t in tasks)
+        label = self._task_labels.get(run.experiment.name)  # one per experiment, whatever its seeds
+        if label is None:
+            tasks = run.experiment.tasks
+            if run.experiment.kind == "pretrain" and len(tasks) == len(self._shorts):
+                label = "all"
+            else:
+                label = "+".join(self._shorts.get(t, t) for t in tasks)
+            self._task_labels[run.experiment.name] = label
+        return label
 
     def last_row(self, key: str) -> RunRow | None:
         """The newest row of `key` read by `rows()` or `row()`, for the run screen's first frame."""
@@ -154,16 +167,21 @@ class AppData:
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
-        differs from what the previous call returned."""
+        differs from what the previous call returned. A row equal to the one returned last time is that very
+        object, so the home table finds the changed rows of 5,000 by identity."""
         from ftui.status import list_rows
 
         with self._lock:
-            rows = [
-                self._row(run, d)
-                for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True)
-            ]
             shown = self._table_rows
-            changed = any(shown.get(r.key) != r for r in rows) or len(rows) != len(shown)
+            rows = []
+            changed = len(shown) != len(self.runs)
+            for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True):
+                row = self._row(run, d)
+                if (old := shown.get(row.key)) == row:
+                    row = old  # the same object: the table skips it without comparing it again
+                else:
+                    changed = True
+                rows.append(row)
             self._table_rows = {r.key: r for r in rows}
             self._latest.update(self._table_rows)
             return rows, changed
