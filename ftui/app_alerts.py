@@ -19,9 +19,15 @@ def watch_queue(app: App[Any], store: Any, poll_s: float = ALERT_POLL_S, bell: b
     alerts = QueueAlerts()
     ring = bell_enabled(registry=bell)
 
+    seen: list[tuple[Any, ...] | None] = [None]  # the queue's change token at the last look
+
     def look() -> None:
         try:
+            token = store.change_token()
+            if token is not None and token == seen[0]:
+                return  # nothing committed since: with thousands of jobs, not worth reading them all
             found = alerts.observe(store.jobs())
+            seen[0] = token
         except Exception:  # a locked or vanished database: the home screen says so; try again next tick
             return
         if found:

@@ -138,6 +138,10 @@ class QueueDatabase:
             )
         return version
 
+    def identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file the connection has open; None before one is opened."""
+        return self._identity
+
     def _remember_identity(self) -> None:
         try:
             st = os.stat(self.db_path)

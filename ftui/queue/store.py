@@ -492,6 +492,20 @@ class Store:
             tx.update(c, job_id, requeues=requeues + 1, restart=0)
             self._requeue(c, job_id, deps, reason)
 
+    def change_token(self) -> tuple[Any, ...] | None:
+        """A value that changes whenever a transaction commits to the queue (SQLite's `PRAGMA data_version`
+        counts other connections' commits, `total_changes` this one's): pollers compare it and skip a read
+        of every job when nothing changed. None when the queue cannot be read (read every time then)."""
+        with self._lock:
+            try:
+                conn = self._db.connect(create=False)
+                if conn is None:
+                    return None
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            except (sqlite3.Error, StoreError):
+                return None
+            return self._db.identity(), version, conn.total_changes
+
     def has_pending(self) -> bool:
         rows = self._read(f"SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN {PENDING_STATES!r}) AS n")
         return bool(rows and rows[0]["n"])

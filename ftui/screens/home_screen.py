@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,6 +20,9 @@ from ftui.screens.confirm_modal import ConfirmModal
 from ftui.screens.keys import Command, Key, bindings, palette
 from ftui.widgets.home_header import HomeHeader
 from ftui.widgets.run_table import RunTable
+
+if TYPE_CHECKING:
+    from ftui.queue.model import Job
 
 REFRESH_S = 1.0  # measured: a full 500-row redraw at 1 Hz costs ~5% CPU; 4 Hz costs 20%+
 
@@ -141,6 +145,7 @@ class HomeScreen(Screen[None]):
         self.all_rows: list[RunRow] = []
         self.filter_text = ""
         self.refreshes = 0
+        self._pending_read: tuple[Any, list[Job]] = (None, [])  # (queue change token, its pending jobs)
 
     def compose(self) -> ComposeResult:
         data = self.data
@@ -193,7 +198,10 @@ class HomeScreen(Screen[None]):
         from ftui.queue.store import PENDING_STATES, StoreError
 
         try:
-            status = worker_status(self.data.runs_dir, self.data.store.jobs(states=PENDING_STATES))
+            token = self.data.store.change_token()
+            if token is None or self._pending_read[0] != token:  # read the pending jobs only after a commit
+                self._pending_read = (token, self.data.store.jobs(states=PENDING_STATES))
+            status = worker_status(self.data.runs_dir, self._pending_read[1])
         except (StoreError, OSError) as error:
             return self.WorkerChecked(f"worker: cannot read the queue ({error})", True, "unknown")
         if self.data.store.paused():  # `ftui pause` or the p key

@@ -195,3 +195,20 @@ def test_a_schema_3_database_is_migrated_and_its_unsettled_waiting_jobs_move_on(
     assert worker.reconcile()  # a new worker's first sweep settles what the old one left
     assert states(store)["ft-1 train"] == QUEUED
     worker.store.close()
+
+
+def test_the_change_token_moves_with_every_commit_and_only_then(tmp_path: Path) -> None:
+    """What the app's alerts poll before reading every job: a commit from another connection (the worker) or
+    from this one changes it; reads do not."""
+    app_side, worker_side = Store(tmp_path), Store(tmp_path)
+    assert app_side.change_token() is None  # nobody launched here yet: no database
+    worker_side.enqueue([JobSpec("a", "a", "a", "train")])
+    first = app_side.change_token()
+    assert first is not None
+    app_side.jobs(), app_side.has_pending()
+    assert app_side.change_token() == first
+    worker_side.cancel(["a"])
+    second = app_side.change_token()
+    assert second != first
+    app_side.retry(["a"])  # this connection's own commit
+    assert app_side.change_token() not in (first, second)
