@@ -47,7 +47,7 @@ HEADER = {"format": FORMAT, "progress": list(PROGRESS_FIELDS), "eval_set": list(
 
 def _new(cls: type, values: dict[str, Any]) -> Any:
     """A frozen dataclass from its fields' values, without its per-field __init__ (thousands per listing)."""
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     obj.__dict__.update(values)
     return obj
 

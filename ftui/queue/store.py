@@ -521,7 +521,7 @@ class Store:
         # Few keys: SQL picks the rows (the unique (run_key, action) index); many (beyond SQLite's 32,766
         # parameters, or most of the queue anyway): read all rows and keep the wanted ones.
         where = f" WHERE run_key IN ({', '.join('?' * len(keys))})" if keys and len(keys) <= 900 else ""
-        params = keys if where else []
+        params: list[str] = keys if keys is not None and where else []
         rows = self._read(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs{where} ORDER BY seq", params)
         if keys is not None and not where:
             wanted = set(keys)
