@@ -6,10 +6,11 @@ At thousands of runs, `ftui list` spent most of its time parsing every `events.j
 the typed eval.json). A file whose key is unchanged is not opened; a changed one is read again (an
 events.jsonl that grew: only its new bytes), exactly as the app's in-memory readers do between two ticks.
 
-The file, `runs/.ftui-cache.json`, holds one header line and one line per file: the file's path relative to
-the runs folder (a JSON string), a tab, its entry (JSON). Lines are decoded only when their file is asked for,
-so `ftui list ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a
-listing that read something new, and never trusted blindly:
+The file, `runs/.ftui-cache.json`, holds one header line (format, fields, when written, a CRC-32 of the rest)
+and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a tab, a line
+break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for, so `ftui list
+ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a listing that
+read something new, and never trusted blindly:
 
 - another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
   whose checksum does not match (damaged, edited by hand): ignored, every file is read;
@@ -50,6 +51,12 @@ def _new(cls: type, values: dict[str, Any]) -> Any:
     obj: Any = object.__new__(cls)
     obj.__dict__.update(values)
     return obj
+
+
+def _name(rel: str) -> str:
+    """A file's name in the cache: its relative path, JSON-quoted only when it holds a tab, a line break or a
+    quote (a plain name never starts with a quote, so the two kinds never collide)."""
+    return json.dumps(rel) if any(c in rel for c in '\t\n\r"') else rel
 
 
 def _encode_progress(tail: EventsTail) -> list[Any]:
@@ -138,7 +145,7 @@ class RunFolderCache:
     def _entry(self, path: str, decode: Callable[[Any], T]) -> T | None:
         if not path.startswith(self._prefix):
             return None
-        raw = self._lines.get(json.dumps(path[len(self._prefix) :]))
+        raw = self._lines.get(_name(path[len(self._prefix) :]))
         if raw is None:
             return None
         try:
@@ -169,10 +176,10 @@ class RunFolderCache:
         fresh: dict[str, str] = {}
         for path, tail in self.progress_reader.tails().items():
             if self._recalled.get(path) is not tail and path.startswith(self._prefix):
-                fresh[json.dumps(path[len(self._prefix) :])] = json.dumps(_encode_progress(tail))
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_progress(tail))
         for path, entry in self.results_reader.entries().items():
             if self._recalled.get(path) is not entry and path.startswith(self._prefix):
-                fresh[json.dumps(path[len(self._prefix) :])] = json.dumps(_encode_results(entry))
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry))
         if not fresh:
             return False
         from ftui.atomic import atomic_write_bytes

@@ -78,7 +78,8 @@ JOB_FIELDS = (
 
 
 def _job_json(job: Job) -> dict[str, Any]:
-    data = {k: getattr(job, k) for k in JOB_FIELDS}
+    values = job.__dict__  # a dataclass without slots: its fields (thousands of jobs per listing)
+    data = {k: values[k] for k in JOB_FIELDS}
     data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))
     return data
 
@@ -120,9 +121,13 @@ class RunStatus:
     stale: str = ""  # why the state is "stale" (ftui/staleness.py)
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jobs"}
+        values = self.__dict__
+        data = {name: values[name] for name in _JSON_FIELDS}
         data["jobs"] = {job.action: _job_json(job) for job in self.jobs}
         return data
+
+
+_JSON_FIELDS = tuple(f.name for f in fields(RunStatus) if f.name != "jobs")  # `to_json`'s keys, in order
 
 
 def list_rows(

@@ -189,3 +189,17 @@ def test_listing_jobs_equals_jobs(study: Path) -> None:
     many = [j.run_key for j in everything] * 500  # beyond the SQL path's parameter limit
     assert store.listing_jobs(many)[0] == everything
     assert store.listing_jobs([]) == ([], counts)
+
+
+def test_odd_folder_names_are_remembered(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    odd = ["tab\there", 'quote"d', "plain", "new\nline"]
+    for name in odd:
+        write_events(runs / name, [{"t": 1.0, "event": "step", "step": len(name), "total_steps": 99}])
+    age_files(runs)
+    first = RunFolderCache(runs)
+    assert [p.step for name in odd if (p := first.progress(runs / name))] == [len(n) for n in odd]
+    assert first.save()
+    again = RunFolderCache(runs)
+    assert [p.step for name in odd if (p := again.progress(runs / name))] == [len(n) for n in odd]
+    assert again.save() is False  # every one recalled from the cache, none read
