@@ -7,6 +7,7 @@ registry error. Nothing here imports torch; Rich is imported only to print the `
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -276,6 +277,18 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    # Thousands of runs make hundreds of thousands of small objects, which set off the cycle collector again
+    # and again (a quarter of the time of a 5,000-run listing); a listing makes no garbage cycles.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _list(args)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _list(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ftui.queue.heartbeat import worker_status
