@@ -307,7 +307,9 @@ def _list(args: argparse.Namespace) -> int:
     cache = RunFolderCache(store.runs_dir, history=1)
     now = time.time()
     rows = rows_from(registry, store.runs_dir, runs, jobs, cache.progress, cache.results, now)
-    cache.save()
+    # Browsing only (--read-only, or a results archive: cli.RESULTS_MARKER) leaves the folder as it is.
+    if not (getattr(args, "read_only", False) or (store.runs_dir / "RESULTS.json").is_file()):
+        cache.save()
     queued = per_state.get("queued", 0) + per_state.get("waiting", 0)
     worker = replace(worker_status(store.runs_dir), queued=queued, running=per_state.get(RUNNING, 0))
     paused = store.paused()  # `ftui pause`

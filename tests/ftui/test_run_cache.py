@@ -203,3 +203,15 @@ def test_odd_folder_names_are_remembered(tmp_path: Path) -> None:
     again = RunFolderCache(runs)
     assert [p.step for name in odd if (p := again.progress(runs / name))] == [len(n) for n in odd]
     assert again.save() is False  # every one recalled from the cache, none read
+
+
+def test_browsing_only_writes_no_cache(
+    study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = study.parent / "runs"
+    assert main(["--registry", str(study), "--read-only", "list", "--json"]) == 0
+    assert not (runs / CACHE_NAME).exists()
+    (runs / "RESULTS.json").write_text("{}")  # a results archive (scripts/sweep.py): read-only by itself
+    assert main(["--registry", str(study), "list"]) == 0
+    assert not (runs / CACHE_NAME).exists()
+    capsys.readouterr()
