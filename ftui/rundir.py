@@ -16,6 +16,7 @@ import re
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,20 +177,40 @@ def _int(v: Any) -> int | None:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
+FileKey = tuple[int, int, int]  # (inode, size, mtime_ns) of a file: unchanged key, unchanged file
+
+
 @dataclass
-class _Tail:
-    key: tuple[int, int, int]  # (inode, size, mtime_ns) when last read
-    offset: int  # bytes parsed so far (always at a line boundary)
+class EventsTail:
+    """How far a reader has read one events.jsonl: the file's key when last read, the bytes parsed so far
+    (always at a line boundary) and the progress they fold into. A persisted one (ftui/run_cache.py) resumes
+    reading at `offset`."""
+
+    key: FileKey
+    offset: int
     progress: RunProgress = field(default_factory=RunProgress)
 
 
-class ProgressReader:
-    """Incremental, thread-safe reader of the `events.jsonl` of many runs."""
+RecallTail = Callable[[str], EventsTail | None]
 
-    def __init__(self, history: int = MAX_LOSSES) -> None:
+
+class ProgressReader:
+    """Incremental, thread-safe reader of the `events.jsonl` of many runs.
+
+    `recall(path)`, when given, is asked for a file the reader has not read yet: a tail read by an earlier
+    process (ftui/run_cache.py). Its key is compared with the file's like any other, so a file changed since
+    is read again (only its new bytes when it grew)."""
+
+    def __init__(self, history: int = MAX_LOSSES, recall: RecallTail | None = None) -> None:
         self.history = max(1, history)  # step events kept for `losses` (1: only the last step matters)
-        self._tails: dict[str, _Tail] = {}
+        self._tails: dict[str, EventsTail] = {}
         self._lock = threading.Lock()
+        self._recall = recall
+
+    def tails(self) -> dict[str, EventsTail]:
+        """Every file read (or recalled) so far: path -> its tail (for ftui/run_cache.py to persist)."""
+        with self._lock:
+            return dict(self._tails)
 
     def progress(self, run_dir: StrPath) -> RunProgress | None:
         """The progress of the run in `run_dir`, or None when it has no events yet."""
@@ -203,15 +224,18 @@ class ProgressReader:
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             tail = self._tails.get(path)
+            if tail is None and self._recall is not None:
+                tail = self._recall(path)
             if tail is not None and tail.key == key:
+                self._tails[path] = tail
                 return tail.progress
             if tail is None or tail.key[0] != st.st_ino or st.st_size < tail.offset:
-                tail = _Tail(key, 0)  # new, replaced or truncated file (e.g. `train --restart`): start over
+                tail = EventsTail(key, 0)  # new, replaced or truncated (`train --restart`): start over
             tail = self._read_from(path, tail, key)
             self._tails[path] = tail
             return tail.progress
 
-    def _read_from(self, path: str, tail: _Tail, key: tuple[int, int, int]) -> _Tail:
+    def _read_from(self, path: str, tail: EventsTail, key: FileKey) -> EventsTail:
         offset = tail.offset
         try:
             with open(path, "rb") as f:
@@ -228,7 +252,7 @@ class ProgressReader:
             return tail
         end = chunk.rfind(b"\n")
         if end < 0:  # nothing complete yet; re-read these bytes next time the file changes
-            return _Tail(key, offset, tail.progress)
+            return EventsTail(key, offset, tail.progress)
         lines = chunk[:end].split(b"\n")
         # Only the last `history` step lines can show (recent losses), and the last RATE_INTERVALS + 1 (the
         # rate of the ETA): skip parsing older ones.
@@ -247,7 +271,7 @@ class ProgressReader:
                 _fold(d, ev)
             else:
                 d["corrupt_lines"] += 1
-        return _Tail(key, offset + end + 1, RunProgress(**d))
+        return EventsTail(key, offset + end + 1, RunProgress(**d))
 
 
 @dataclass(frozen=True)
@@ -304,13 +328,25 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+RecallResults = Callable[[str], "tuple[FileKey, EvalResults | None] | None"]
+
+
 class ResultsReader:
     """Cached reader of `eval.json` files (re-parsed only when the file changes; an unchanged one costs a
-    stat). The one reader of eval.json: `ftui list`, the app's run screen and the analysis use it."""
+    stat). The one reader of eval.json: `ftui list`, the app's run screen and the analysis use it.
 
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[int, int, int], EvalResults | None]] = {}
+    `recall(path)`, when given, is asked for a file not read yet: (key, results) as an earlier process read
+    them (ftui/run_cache.py); used only while the file's key is unchanged."""
+
+    def __init__(self, recall: RecallResults | None = None) -> None:
+        self._cache: dict[str, tuple[FileKey, EvalResults | None]] = {}
         self._lock = threading.Lock()
+        self._recall = recall
+
+    def entries(self) -> dict[str, tuple[FileKey, EvalResults | None]]:
+        """Every file read (or recalled) so far: path -> (its key, its results)."""
+        with self._lock:
+            return dict(self._cache)
 
     def results(self, run_dir: StrPath) -> EvalResults | None:
         """The run's eval.json, or None when it is missing, unreadable or not a JSON object."""
@@ -322,7 +358,10 @@ class ResultsReader:
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             cached = self._cache.get(path)
+            if cached is None and self._recall is not None:
+                cached = self._recall(path)
             if cached is not None and cached[0] == key:
+                self._cache[path] = cached
                 return cached[1]
         try:
             with open(path, "rb") as f:

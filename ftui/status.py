@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +78,8 @@ JOB_FIELDS = (
 
 
 def _job_json(job: Job) -> dict[str, Any]:
-    data = {k: getattr(job, k) for k in JOB_FIELDS}
+    values = job.__dict__  # a dataclass without slots: its fields (thousands of jobs per listing)
+    data = {k: values[k] for k in JOB_FIELDS}
     data.update(queued_at=job.queued_at, started=job.started, finished=job.finished, deps=list(job.deps))
     return data
 
@@ -120,33 +121,52 @@ class RunStatus:
     stale: str = ""  # why the state is "stale" (ftui/staleness.py)
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jobs"}
+        values = self.__dict__
+        data = {name: values[name] for name in _JSON_FIELDS}
         data["jobs"] = {job.action: _job_json(job) for job in self.jobs}
         return data
+
+
+_JSON_FIELDS = tuple(f.name for f in fields(RunStatus) if f.name != "jobs")  # `to_json`'s keys, in order
 
 
 def list_rows(
     registry: Registry, store: Store, runs: Sequence[Run], now: float | None = None
 ) -> list[RunStatus]:
     """The status of `runs`, in registry order."""
+    jobs = store.jobs(run_keys=[r.key for r in runs]) if runs else []
+    return rows_from(registry, store.runs_dir, runs, jobs, store.run_status, store.run_results, now)
+
+
+def rows_from(
+    registry: Registry,
+    runs_dir: str | os.PathLike[str],
+    runs: Sequence[Run],
+    jobs: Sequence[Job],
+    progress: Callable[[str], RunProgress | None],
+    results: Callable[[str], EvalResults | None],
+    now: float | None = None,
+) -> list[RunStatus]:
+    """`list_rows` from given parts: the queue's `jobs` (those of other runs are ignored) and the readers of
+    the run folders under `runs_dir` (`ftui list` passes its persisted cache's, ftui/run_cache.py)."""
     now = time.time() if now is None else now
     shorts = {t.name: t.short for t in registry.study.tasks}
-    runs_dir = str(store.runs_dir)
+    runs_dir = os.fspath(runs_dir)
     jobs_by_key: dict[str, list[Job]] = {}
-    for job in store.jobs(run_keys=[r.key for r in runs]) if runs else []:
+    for job in jobs:
         jobs_by_key.setdefault(job.run_key, []).append(job)
     rows = []
-    stale = StaleRuns(runs_dir, registry.all_runs(), store.run_status, store.run_results)
+    stale = StaleRuns(runs_dir, registry.all_runs(), progress, results)
     for run in runs:
         run_dir = os.path.join(runs_dir, run.rel_dir)
-        jobs = jobs_by_key.get(run.key, [])
-        progress = store.run_status(run_dir)
-        results = store.run_results(run_dir)
+        run_jobs = jobs_by_key.get(run.key, [])
+        run_progress = progress(run_dir)
+        run_results = results(run_dir)
         trained = is_trained(run_dir)
-        state = run_state(jobs, trained, results is not None, progress)
-        current = pick_job(jobs) or (max(jobs, key=lambda j: j.updated) if jobs else None)
-        row = _row(run, shorts, state, current, jobs, progress, results, now)
-        stale.note(run.key, progress, results, trained)  # read above: the rule reads nothing again
+        state = run_state(run_jobs, trained, run_results is not None, run_progress)
+        current = pick_job(run_jobs) or (max(run_jobs, key=lambda j: j.updated) if run_jobs else None)
+        row = _row(run, shorts, state, current, run_jobs, run_progress, run_results, now)
+        stale.note(run.key, run_progress, run_results, trained)  # read above: the rule reads nothing again
         why = stale.check(run.key) if state in ("done", "trained") else None
         rows.append(replace(row, state="stale", stale=why.reason) if why is not None else row)
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)

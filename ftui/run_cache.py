@@ -1,0 +1,196 @@
+"""What the run folders said last time, kept in the runs folder so that `ftui list` reads only what changed.
+
+At thousands of runs, `ftui list` spent most of its time parsing every `events.jsonl` and `eval.json` again
+(issue 18). `RunFolderCache` gives the `rundir` readers a memory of an earlier process: per file, its key
+(inode, size, mtime_ns) when read, and what reading it gave (the events fold and the byte offset it reached;
+the typed eval.json). A file whose key is unchanged is not opened; a changed one is read again (an
+events.jsonl that grew: only its new bytes), exactly as the app's in-memory readers do between two ticks.
+
+The file, `runs/.ftui-cache.json`, holds one header line (format, fields, when written, a CRC-32 of the rest)
+and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a tab, a line
+break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for, so `ftui list
+ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a listing that
+read something new, and never trusted blindly:
+
+- another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
+  whose checksum does not match (damaged, edited by hand): ignored, every file is read;
+- a file modified less than RACY_NS before the cache was written may have changed again within the same
+  mtime tick without changing its key: its entry is only a starting point (events.jsonl is read on from
+  the offset; eval.json is parsed again);
+- a runs folder that cannot be written (read-only, full disk): the listing is the same, only slower.
+
+The cache is an optimisation only: deleting it at any time is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReader, ResultsReader, RunProgress
+
+CACHE_NAME = ".ftui-cache.json"
+FORMAT = 1  # bump when the events fold or EvalResults change meaning without changing their fields
+RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
+T = TypeVar("T")
+
+PROGRESS_FIELDS = tuple(f.name for f in fields(RunProgress))
+EVAL_SET_FIELDS = tuple(f.name for f in fields(EvalSet))
+# A body whose checksum matches is exactly what an ftui with these fields wrote (from valid objects), so the
+# entries are rebuilt without checking each value's type (that check cost more than reading the files).
+HEADER = {"format": FORMAT, "progress": list(PROGRESS_FIELDS), "eval_set": list(EVAL_SET_FIELDS)}
+
+
+def _new(cls: type, values: dict[str, Any]) -> Any:
+    """A frozen dataclass from its fields' values, without its per-field __init__ (thousands per listing)."""
+    obj: Any = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+def _name(rel: str) -> str:
+    """A file's name in the cache: its relative path, JSON-quoted only when it holds a tab, a line break or a
+    quote (a plain name never starts with a quote, so the two kinds never collide)."""
+    plain = "\t" not in rel and "\n" not in rel and "\r" not in rel and '"' not in rel  # (any() costs more)
+    return rel if plain else json.dumps(rel)
+
+
+def _encode_progress(tail: EventsTail) -> list[Any]:
+    p = tail.progress
+    return [list(tail.key), tail.offset, [getattr(p, name) for name in PROGRESS_FIELDS]]
+
+
+def _decode_progress(entry: Any) -> EventsTail:
+    key, offset, values = entry
+    d = dict(zip(PROGRESS_FIELDS, values, strict=True))
+    d["losses"] = tuple(d["losses"])
+    d["step_times"] = tuple(map(tuple, d["step_times"]))
+    ino, size, mtime_ns = key
+    return EventsTail((ino, size, mtime_ns), offset, _new(RunProgress, d))
+
+
+def _encode_results(entry: tuple[FileKey, EvalResults | None]) -> list[Any]:
+    key, results = entry
+    if results is None:
+        return [list(key), None]
+    sets = None
+    if results.sets is not None:
+        sets = [[name, *(getattr(s, f) for f in EVAL_SET_FIELDS)] for name, s in results.sets.items()]
+    return [list(key), [sets, results.checkpoint, results.step, results.checkpoint_digest]]
+
+
+def _decode_results(entry: Any) -> tuple[FileKey, EvalResults | None]:
+    (ino, size, mtime_ns), body = entry
+    if body is None:
+        return (ino, size, mtime_ns), None
+    raw_sets, checkpoint, step, digest = body
+    sets = None
+    if raw_sets is not None:
+        sets = {row[0]: _new(EvalSet, dict(zip(EVAL_SET_FIELDS, row[1:], strict=True))) for row in raw_sets}
+    return (ino, size, mtime_ns), EvalResults(sets, checkpoint, step, digest)
+
+
+class RunFolderCache:
+    """A `ProgressReader` and a `ResultsReader` that remember what an earlier process read (module
+    docstring). Use `progress` and `results` like the store's readers, then `save()` once.
+
+    `runs_dir`: the runs folder (the paths asked for must lie under it, as `os.path.join(runs_dir, rel_dir)`
+    spells them, or they are read but not remembered); `history`: the readers' loss history (a cache written
+    with another history is ignored: its losses would differ)."""
+
+    def __init__(self, runs_dir: str | os.PathLike[str], history: int = 1) -> None:
+        self.runs_dir = os.fspath(runs_dir)
+        self.path = os.path.join(self.runs_dir, CACHE_NAME)
+        self._prefix = os.path.join(self.runs_dir, "")
+        self._history = max(1, history)
+        self._header = HEADER | {"history": self._history}
+        self._lines: dict[str, str] = {}  # relative path as a JSON string -> its line's entry, undecoded
+        self._recalled: dict[str, object] = {}  # path -> the object handed to a reader (unchanged since)
+        self._racy_ns = 0  # files modified after this (ns) may have changed within their mtime tick
+        self._load()
+        self.progress_reader = ProgressReader(self._history, recall=self._recall_tail)
+        self.results_reader = ResultsReader(recall=self._recall_results)
+
+    # ---- reading ------------------------------------------------------------------------------------------
+    def progress(self, run_dir: str | os.PathLike[str]) -> RunProgress | None:
+        """`ProgressReader.progress` with the cache's memory."""
+        return self.progress_reader.progress(run_dir)
+
+    def results(self, run_dir: str | os.PathLike[str]) -> EvalResults | None:
+        """`ResultsReader.results` with the cache's memory."""
+        return self.results_reader.results(run_dir)
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                head, _, body = f.read().partition(b"\n")
+            header = json.loads(head)
+        except (OSError, ValueError):
+            return
+        if not isinstance(header, dict) or {k: header.get(k) for k in self._header} != self._header:
+            return  # another ftui's or another history's cache: start afresh
+        saved = header.get("saved_ns")
+        if not isinstance(saved, int) or header.get("crc32") != zlib.crc32(body):
+            return  # damaged or edited by hand
+        self._racy_ns = saved - RACY_NS
+        for line in body.decode("utf-8", errors="replace").split("\n"):
+            name, tab, entry = line.partition("\t")
+            if tab:
+                self._lines[name] = entry
+
+    def _entry(self, path: str, decode: Callable[[Any], T]) -> T | None:
+        if not path.startswith(self._prefix):
+            return None
+        raw = self._lines.get(_name(path[len(self._prefix) :]))
+        if raw is None:
+            return None
+        try:
+            return decode(json.loads(raw))
+        except (ValueError, TypeError):  # not what this ftui writes: read the file instead
+            return None
+
+    def _recall_tail(self, path: str) -> EventsTail | None:
+        tail = self._entry(path, _decode_progress)
+        if tail is None:
+            return None
+        if tail.key[2] >= self._racy_ns:  # read on from the offset: the key alone may not show a change
+            tail = EventsTail((tail.key[0], -1, -1), tail.offset, tail.progress)
+        self._recalled[path] = tail
+        return tail
+
+    def _recall_results(self, path: str) -> tuple[FileKey, EvalResults | None] | None:
+        found = self._entry(path, _decode_results)
+        if found is None or found[0][2] >= self._racy_ns:
+            return None
+        self._recalled[path] = found
+        return found
+
+    # ---- writing ------------------------------------------------------------------------------------------
+    def save(self) -> bool:
+        """Write the cache when this process read something it did not remember; False when nothing needed
+        writing or it could not be written (read-only or full runs folder: never an error)."""
+        fresh: dict[str, str] = {}
+        for path, tail in self.progress_reader.tails().items():
+            if self._recalled.get(path) is not tail and path.startswith(self._prefix):
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_progress(tail))
+        for path, entry in self.results_reader.entries().items():
+            if self._recalled.get(path) is not entry and path.startswith(self._prefix):
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry))
+        if not fresh:
+            return False
+        from ftui.atomic import atomic_write_bytes
+
+        lines = self._lines | fresh
+        body = "".join(f"{name}\t{entry}\n" for name, entry in lines.items()).encode("utf-8")
+        header = self._header | {"saved_ns": time.time_ns(), "crc32": zlib.crc32(body)}
+        try:
+            atomic_write_bytes(self.path, json.dumps(header).encode("utf-8") + b"\n" + body)
+        except OSError:
+            return False
+        self._lines = lines
+        return True
