@@ -63,37 +63,34 @@ def test_every_atomic_writer_keeps_the_mode_the_umask_gives(
         assert out.returncode == 0, out.stderr
         assert mode(tmp_path / name) == expected, name
     engine_writer = (
-        "import sys; from pathlib import Path; from engine.filelock import atomic_write_bytes;"
+        "from engine.filelock import atomic_write_bytes;"
         "atomic_write_bytes(Path(sys.argv[1]), b'{}');"
         "atomic_write_bytes(Path(sys.argv[2]), lambda f: f.write(b'x'))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", engine_writer, str(tmp_path / "eval.json"), str(tmp_path / "ck" / "final.pt")],
-        env=ENV,
-        umask=umask,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    python_with_umask(engine_writer, umask, tmp_path / "eval.json", tmp_path / "ck" / "final.pt")
     assert mode(tmp_path / "eval.json") == expected and mode(tmp_path / "ck" / "final.pt") == expected
     batch_writer = (  # the Slurm job scripts: renamed into place unsynced, then one sync of the file system
-        "import sys; from pathlib import Path; from ftui.atomic import replace_unsynced, sync_file_system;"
+        "from ftui.atomic import replace_unsynced, sync_file_system;"
         "replace_unsynced(Path(sys.argv[1]), b'#!/bin/bash'); sync_file_system(Path(sys.argv[1]).parent)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", batch_writer, str(tmp_path / "job.sbatch")],
-        env=ENV,
-        umask=umask,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    python_with_umask(batch_writer, umask, tmp_path / "job.sbatch")
     assert (
         mode(tmp_path / "job.sbatch") == expected and (tmp_path / "job.sbatch").read_bytes() == b"#!/bin/bash"
     )
     assert not [p.name for p in tmp_path.rglob("*.tmp")]  # no temp file left behind
+
+
+def python_with_umask(code: str, umask: int, *paths: Path) -> None:
+    """Run `code` (with sys and Path imported, `paths` as its arguments) in a process with `umask`."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; " + code, *map(str, paths)],
+        env=ENV,
+        umask=umask,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_registry_saved_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
