@@ -78,6 +78,7 @@ class FtuiApp(App[int]):
 
         try:
             registry = load_registry(self.registry_path)
+            registry.profile(self.profile)  # a --profile typo: the registry screen says so
         except RegistryError as error:
             self.registry_problems = str(error)
         except OSError as error:  # unreadable file, folder instead of file: same screen, no traceback

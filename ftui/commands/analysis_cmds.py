@@ -70,6 +70,7 @@ def _load(args: argparse.Namespace) -> tuple[Registry, Path] | None:
 
     try:
         registry = load_registry(args.registry)
+        registry.profile(args.profile)  # a --profile typo is an error here too, not a silent default
     except RegistryError as error:
         print(error, file=sys.stderr)
         return None

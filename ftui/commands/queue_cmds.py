@@ -135,7 +135,9 @@ def _registry(args: argparse.Namespace, required: bool) -> Any:
         if required:
             raise CommandError(f"{path}: registry file not found (use --registry FILE)")
         return None
-    return load_registry(path)
+    registry = load_registry(path)
+    registry.profile(getattr(args, "profile", None))  # every command refuses a --profile typo (RegistryError)
+    return registry
 
 
 def _runs_dir(args: argparse.Namespace, registry: Any) -> Path:

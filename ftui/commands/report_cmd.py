@@ -27,6 +27,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         registry = load_registry(args.registry)
+        registry.profile(args.profile)  # a --profile typo is an error, not a report that names it
         report = build_report(
             registry,
             Path(args.registry),

@@ -227,6 +227,14 @@ async def test_missing_registry_shows_the_problem(tmp_path: Path) -> None:
         assert "nope.toml" in (app.registry_problems or "")
 
 
+async def test_an_unknown_profile_shows_the_problem(tmp_path: Path) -> None:
+    app = make_app(make_study(tmp_path / "study"), profile="smok")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RegistryErrorScreen)
+        assert "unknown profile 'smok'" in (app.registry_problems or "")
+
+
 async def test_help_and_command_palette_list_the_actions(states_study: Path) -> None:
     app = make_app(states_study, start_worker=False)
     messages: list[Message] = []

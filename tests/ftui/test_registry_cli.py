@@ -82,6 +82,25 @@ def test_validate_rejects_an_unknown_profile(capsys: pytest.CaptureFixture[str])
     assert "unknown profile 'paper' (allowed: smoke)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["list", "--json"], ["heatmap", "pair"], ["predict", "pair"], ["clean", "--dry-run"],
+     ["cancel", "base"], ["logs", "base"], ["report"]],
+    ids=lambda c: " ".join(c),
+)  # fmt: skip
+def test_every_command_rejects_an_unknown_profile(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --profile typo was taken silently by list, heatmap, clean and report (report even named it in its
+    README): every command now says which profiles exist, exit 2, nothing written."""
+    argv = ["--registry", str(MINI), "--runs", str(tmp_path / "runs"), "--profile", "smok", *command]
+    if command == ["report"]:
+        argv += ["--out", str(tmp_path / "report")]
+    assert main(argv) == 2
+    assert "unknown profile 'smok' (allowed: smoke; did you mean 'smoke'?)" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
 def test_prepare_writes_configs_and_prints_folders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
