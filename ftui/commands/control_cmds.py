@@ -183,7 +183,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
                 path.unlink()
         freed, files, cleaned = freed + size, files + len(steps), cleaned + 1
         print(f"{verb} {len(steps)} checkpoint(s) of {key} ({human_bytes(size)})")
-    print(f"{verb} {files} checkpoint(s) in {cleaned} run(s); freed {human_bytes(freed)} ({freed} bytes)")
+    gain = "would free" if args.dry_run else "freed"
+    print(f"{verb} {files} checkpoint(s) in {cleaned} run(s); {gain} {human_bytes(freed)} ({freed} bytes)")
     return 0
 
 

@@ -148,6 +148,7 @@ def test_clean_keeps_final_and_reports_the_bytes_freed(trained: Path, tmp_path: 
 
     out = ftui(registry, "clean", "--dry-run")
     assert out.returncode == 0 and f"({size} bytes)" in out.stdout and all(p.exists() for p in steps)
+    assert f"would delete {len(steps)} checkpoint(s) in 1 run(s); would free" in out.stdout
     out = ftui(registry, "clean", "--keep", "final")
     assert out.returncode == 0, out.stderr
     assert f"deleted {len(steps)} checkpoint(s) in 1 run(s); freed" in out.stdout
