@@ -408,9 +408,13 @@ def started_on_disk(run_dir: StrPath) -> bool:
 
 
 def summarize_results(
-    results: EvalResults, tasks: tuple[str, ...] = (), short: dict[str, str] | None = None
+    results: EvalResults,
+    tasks: tuple[str, ...] = (),
+    short: dict[str, str] | None = None,
+    limit: int | None = 4,
 ) -> str:
-    """One line from eval.json: the Atlantis metric of the trained tasks (all tasks when none given)."""
+    """One line from eval.json: the Atlantis metric of the trained tasks (all tasks when none given), the
+    first `limit` of them and "…" (None: every one, for `ftui list --wide`)."""
     sets = results.sets
     if not sets:
         return "no sets"
@@ -424,7 +428,8 @@ def summarize_results(
         label = short.get(task, task)
         value = f"{entry.mean:.0%}" if entry.metric == "accuracy" else _compact(entry.mean)
         parts.append(f"{label} {value}")
-    text = " ".join(parts[:4]) + (" …" if len(parts) > 4 else "")
+    shown = parts if limit is None else parts[:limit]
+    text = " ".join(shown) + (" …" if len(shown) < len(parts) else "")
     return text or f"{len(sets)} sets"
 
 

@@ -102,7 +102,9 @@ class RunStatus:
     tokens_per_s: float | None = None
     eval_sets_done: int | None = None  # while evaluating
     eval_sets_total: int | None = None
-    result: str = ""
+    result: str = ""  # the first four trained tasks' metrics (summarize_results)
+    result_all: str = ""  # every trained task's (`--wide`; not in --json, which has `metrics`)
+    metrics: dict[str, float] | None = None  # eval.json: set name ("atlantis/distance") -> mean, for --json
     reason: str = ""
     pid: int | None = None
     pid_start: int | None = None
@@ -127,7 +129,9 @@ class RunStatus:
         return data
 
 
-_JSON_FIELDS = tuple(f.name for f in fields(RunStatus) if f.name != "jobs")  # `to_json`'s keys, in order
+_JSON_FIELDS = tuple(
+    f.name for f in fields(RunStatus) if f.name not in ("jobs", "result_all")
+)  # `to_json`'s keys, in order
 
 
 def list_rows(
@@ -172,6 +176,11 @@ def rows_from(
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
 
 
+def _metrics(results: EvalResults) -> dict[str, float]:
+    """Every evaluated set's mean metric (MAE or accuracy, as eval.json has it), for `--json`."""
+    return {name: entry.mean for name, entry in (results.sets or {}).items() if entry.mean is not None}
+
+
 def _row(
     run: Run,
     shorts: dict[str, str],
@@ -200,6 +209,8 @@ def _row(
         eval_sets_done=progress.eval_sets_done if progress is not None and evaluating else None,
         eval_sets_total=progress.eval_total if progress is not None and evaluating else None,
         result=summarize_results(results, tasks, shorts) if results is not None else "",
+        result_all=summarize_results(results, tasks, shorts, limit=None) if results is not None else "",
+        metrics=_metrics(results) if results is not None else None,
         reason=job.reason if job is not None else "",
         pid=job.pid if job is not None else None,
         pid_start=job.pid_start if job is not None else None,
@@ -264,7 +275,7 @@ def print_table(rows: Sequence[RunStatus], runs_dir: Path) -> None:
         else:
             progress = ""
         loss = f"{r.loss:.4f}" if r.loss is not None else ""
-        detail = r.result or (r.reason if r.state in ("failed", "blocked", "cancelled") else "")
+        detail = r.result_all or (r.reason if r.state in ("failed", "blocked", "cancelled") else "")
         if r.stale:
             detail = f"{detail} ({r.stale})" if detail else r.stale
         # Text, not markup: a reason may contain brackets (a log line, a path). Cleaned: reasons and Slurm

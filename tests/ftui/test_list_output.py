@@ -123,7 +123,7 @@ def test_json_adds_a_summary_beside_worker_and_runs(study: Path, capsys: pytest.
     data = json.loads(ftui_list(study, capsys, "--json"))
     assert list(data) == ["worker", "summary", "runs"]
     assert [r["key"] for r in data["runs"]] == KEYS
-    assert set(data["runs"][0]) == {f for f in RunStatus.__dataclass_fields__ if f != "jobs"} | {"jobs"}
+    assert set(data["runs"][0]) == set(RunStatus.__dataclass_fields__) - {"result_all"}  # --wide's text only
     summary = data["summary"]
     assert summary["runs"] == 8
     assert summary["states"] == {
@@ -175,3 +175,35 @@ async def test_the_header_elides_long_paths_and_words_when_they_fit(tmp_path: Pa
         assert " · profile smoke · " in where and where.endswith("runs/ · read-only")
         assert counts == "7 runs: 1 done, 6 new"  # the words fit
         assert len(load_registry(registry).all_runs()) == 7
+
+
+def test_wide_and_json_give_every_trained_task_the_narrow_list_the_first_four(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pt1 of the shipped study is trained on seven tasks: `--wide` promised the whole result but showed four
+    and "…", and `--json` had only that text. Now --wide shows all seven and --json every set's mean."""
+    from tests.conftest import REPO_ROOT
+
+    seven = {
+        "distance": ("abs_error", 45.2, 40.0),
+        "trianglearea": ("abs_error", 68434.0, 60000.0),
+        "angle": ("abs_error", 37.4, 30.0),
+        "compass": ("accuracy", 0.93, 0.9),
+        "inside": ("accuracy", 0.71, 0.7),
+        "perimeter": ("abs_error", 612.0, 500.0),
+        "crossing": ("accuracy", 0.66, 0.6),
+    }
+    runs = tmp_path / "runs"
+    write_final(runs / "pt1")
+    write_eval(runs / "pt1", seven, name="pt1")
+    argv = ["--registry", str(REPO_ROOT / "experiments.toml"), "--runs", str(runs), "list", "pt1"]
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(argv) == 0
+    assert "D 45.2 T 68434 A 37.4 Co 93% …" in capsys.readouterr().out
+    assert main([*argv, "--wide"]) == 0
+    assert "D 45.2 T 68434 A 37.4 Co 93% I 71% P 612 Cr 66%" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["runs"]
+    assert row["result"] == "D 45.2 T 68434 A 37.4 Co 93% …" and "result_all" not in row
+    assert row["metrics"] == {f"{s}/{t}": v[1 if s == "atlantis" else 2] for t, v in seven.items() for s in
+                              ("atlantis", "standard")}  # fmt: skip
