@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.queue.store import RUNNING, Store, StoreError
-from ftui.rundir import LOG
+from ftui.rundir import EVENTS, LOG, is_evaluated, is_trained
 
 
 class CommandError(Exception):
@@ -365,6 +365,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 raise
     log = run_dir / LOG
     if not log.exists() and not args.follow:
+        if is_trained(run_dir) or is_evaluated(run_dir):  # e.g. results brought back by scripts/sweep.py
+            raise CommandError(
+                f"{log}: this finished run's folder holds no log (a results archive keeps eval.json, "
+                f"config.toml and the end of {EVENTS} only)",
+                1,
+            )
         raise CommandError(f"{log}: no log yet (the run has not started)", 1)
 
     def is_running() -> bool | None:

@@ -58,6 +58,11 @@ def test_bad_patterns_and_options_after_the_command(
     assert main(["--registry", str(registry), "retry", "nothing-like-it"]) == 2
     assert main(["--registry", str(registry), "logs", "pair-1"]) == 1
     assert "no log yet" in capsys.readouterr().err
+    archived = registry.parent / "runs" / "pair-1"  # a finished run brought back without its log
+    archived.mkdir(parents=True, exist_ok=True)
+    (archived / "eval.json").write_text("{}")
+    assert main(["--registry", str(registry), "logs", "pair-1"]) == 1
+    assert "finished run's folder holds no log (a results archive keeps eval.json" in capsys.readouterr().err
     assert main(["--registry", str(registry / "missing.toml"), "list"]) == 2
 
 
