@@ -19,7 +19,13 @@ from ftui.safe_text import clean
 if TYPE_CHECKING:
     from ftui.registry import Registry
     from ftui.registry.records import Run
+    from ftui.run_cache import RunFolderCache
     from ftui.status import RunStatus
+
+# The app keeps what it read from the run folders in runs/.ftui-cache-200.json (ftui/run_cache.py), so that
+# its first read of thousands of folders opens only the files changed since: written after the first read,
+# then at most this often while files change (never when browsing only).
+CACHE_SAVE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ class AppData:
         self._latest: dict[str, RunRow] = {}
         self._lock = threading.Lock()
         self._eval_totals: dict[str, int | None] = {}
+        self._folders: RunFolderCache | None = None  # made by the first read, in its worker thread
+        self._saved_at: float | None = None  # time.monotonic() of the last cache save
 
     def run(self, key: str) -> Run:
         return self._by_key[key]
@@ -157,25 +165,44 @@ class AppData:
 
     def row(self, key: str) -> RunRow:
         """One run's row, read now (the run screen's header, while the home table is not refreshing)."""
-        from ftui.status import list_rows
-
         run = self._by_key[key]
         with self._lock:
-            row = self._row(run, list_rows(self.registry, self.store, [run])[0])
+            row = self._row(run, self._statuses([run])[0])
             self._latest[key] = row
             return row
+
+    def _statuses(self, runs: list[Run]) -> list[RunStatus]:
+        """`ftui.status.list_rows` of `runs`, the run folders read through the app's persisted cache (the
+        caller holds the lock)."""
+        import time
+
+        from ftui.run_cache import RunFolderCache
+        from ftui.rundir import MAX_LOSSES
+        from ftui.status import rows_from
+
+        if self._folders is None:  # the store's loss history: the same losses as its own readers
+            self._folders = RunFolderCache(self.store.runs_dir, history=MAX_LOSSES)
+        folders = self._folders
+        if len(runs) == len(self.runs):  # every run: one read of the whole queue, not thousands of keys
+            jobs = self.store.listing_jobs()[0]
+        else:
+            jobs = self.store.jobs(run_keys=[r.key for r in runs])
+        rows = rows_from(self.registry, self.store.runs_dir, runs, jobs, folders.progress, folders.results)
+        now = time.monotonic()
+        if not self.read_only and (self._saved_at is None or now - self._saved_at >= CACHE_SAVE_S):
+            folders.save()  # False when nothing new was read or the folder cannot be written: fine
+            self._saved_at = now
+        return rows
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
         differs from what the previous call returned. A row equal to the one returned last time is that very
         object, so the home table finds the changed rows of 5,000 by identity."""
-        from ftui.status import list_rows
-
         with self._lock:
             shown = self._table_rows
             rows = []
             changed = len(shown) != len(self.runs)
-            for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True):
+            for run, d in zip(self.runs, self._statuses(self.runs), strict=True):
                 row = self._row(run, d)
                 if (old := shown.get(row.key)) == row:
                     row = old  # the same object: the table skips it without comparing it again
