@@ -81,8 +81,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES if command is None else (COMMAND_MODULE[command],):
         importlib.import_module(name).add_commands(subparsers)
-    for command in subparsers.choices.values():
-        _accept_global_options(command)
+    for sub_parser in subparsers.choices.values():
+        _accept_global_options(sub_parser)
     return parser
 
 

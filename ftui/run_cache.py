@@ -54,7 +54,12 @@ EVAL_SET_FIELDS = tuple(f.name for f in fields(EvalSet))
 # entries are rebuilt without checking each value's type (that check cost more than reading the files).
 # "racy": racy files are marked in their entries (RACY_NS); a cache from before that (racy ones known only
 # from the header's time) is ignored, since saving carried its entries over under a newer time.
-HEADER = {"format": FORMAT, "racy": "entry", "progress": list(PROGRESS_FIELDS), "eval_set": list(EVAL_SET_FIELDS)}
+HEADER = {
+    "format": FORMAT,
+    "racy": "entry",
+    "progress": list(PROGRESS_FIELDS),
+    "eval_set": list(EVAL_SET_FIELDS),
+}
 
 
 def cache_name(history: int) -> str:
