@@ -207,7 +207,7 @@ def json_rows(
         jobs_by_key.setdefault(job.run_key, []).append(job)
     # Fingerprints first, then the reads: a file that changes in between makes the remembered line older
     # than its fingerprint says, so the next listing sees a new key and builds the line again.
-    prints = _Fingerprints(registry, runs_dir, cache)
+    prints = Fingerprints(registry, runs_dir, cache)
     out: list[tuple[RunStatus | KnownRow, str] | None] = []
     missed: list[tuple[int, Run, str | None]] = []
     for run in runs:
@@ -240,7 +240,8 @@ def _code_print() -> str:
     from ftui import __version__
 
     names = ("ftui.status", "ftui.rundir", "ftui.staleness", "ftui.run_cache", "ftui.queue.model",
-             "ftui.queue.store", "ftui.queue.procs", "ftui.registry.records")  # fmt: skip
+             "ftui.queue.store", "ftui.queue.procs", "ftui.registry.records", "ftui.safe_text",
+             "ftui.app_data")  # fmt: skip
     stamps = [__version__]
     for name in names:
         path = getattr(sys.modules.get(name), "__file__", None)
@@ -252,7 +253,7 @@ def _code_print() -> str:
     return format(zlib.crc32(" ".join(stamps).encode()), "08x")
 
 
-class _Fingerprints:
+class Fingerprints:
     """`of(run, jobs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
     the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
     of its ancestors' (staleness reads them), whether each is trained, and its jobs' every column. None when

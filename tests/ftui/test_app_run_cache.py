@@ -215,3 +215,40 @@ def test_the_app_saves_again_only_what_changed_and_not_at_every_tick(
     folders = data._folders
     assert folders is not None and folders.save() is False  # everything written is remembered as such
     data.store.close()
+
+
+def test_remembered_rows_are_used_and_equal_what_the_next_tick_reads(study: Path) -> None:
+    import zlib
+
+    from ftui.run_cache import ROW_PREFIX
+
+    runs = study.parent / "runs"
+    fresh = app_rows(study)
+    cache = runs / APP_CACHE
+    names = [line.partition("\t")[0] for line in cache.read_text().splitlines()[1:]]
+    remembered = {name[len(ROW_PREFIX) :] for name in names if name.startswith(ROW_PREFIX)}
+    assert "base" in remembered and "single-1" not in remembered  # running: its row depends on the time
+    reg = load_registry(study)
+    data = AppData(reg, reg.runs_dir(None), start_worker=False)
+    first, _ = data.rows()  # remembered rows
+    second, changed = data.rows()  # the folders read
+    assert not changed and second == first and {r.key: r for r in first} == fresh
+    data.store.close()
+    # Proof that a remembered row is used: an edit of it (the checksum made to match) shows.
+    head, _, body = cache.read_bytes().partition(b"\n")
+    body = body.replace(b'["base", "base", 7,', b'["base", "base", 8,', 1)
+    cache.write_bytes(json.dumps(json.loads(head) | {"crc32": zlib.crc32(body)}).encode() + b"\n" + body)
+    assert app_rows(study)["base"].seed == 8  # type: ignore[attr-defined]
+
+
+def test_a_changed_job_is_seen_by_the_next_app(study: Path) -> None:
+    from ftui.queue.store import Store
+
+    assert app_rows(study)["single-2"].state in ("queued", "waiting")  # type: ignore[attr-defined]
+    store = Store(study.parent / "runs")
+    store.cancel(["single-2"])  # the queue changes, no run file does
+    store.close()
+    after = app_rows(study)
+    assert after["single-2"].state == "cancelled"  # type: ignore[attr-defined]
+    (study.parent / "runs" / APP_CACHE).unlink()
+    assert app_rows(study) == after
