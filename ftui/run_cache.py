@@ -44,6 +44,7 @@ from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReade
 
 CACHE_NAME = ".ftui-cache.json"  # `ftui list`'s (loss history 1); other histories: `cache_name`
 FORMAT = 1  # bump when the events fold or EvalResults change meaning without changing their fields
+FINDS = 64  # names looked up in the file's bytes before it is split into lines (`RunFolderCache._line`)
 ROW_PREFIX = "/rows/"  # names of remembered rows: `ROW_PREFIX + run key` (a relative path never starts so)
 RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
 T = TypeVar("T")
@@ -139,6 +140,8 @@ class RunFolderCache:
         self._history = max(1, history)
         self._header = HEADER | {"history": self._history}
         self._lines: dict[str, str] = {}  # relative path as a JSON string -> its line's entry, undecoded
+        self._body = b""  # the file's lines, not split into `_lines` while only a few are asked for
+        self._finds = 0
         self._recalled: dict[str, object] = {}  # path -> the object handed to a reader (unchanged since)
         self._rows: dict[str, str] = {}  # remembered rows (`remember_row`) not written yet: name -> entry
         self._racy_ns = 0  # files modified after this (ns) may have changed within their mtime tick
@@ -169,15 +172,42 @@ class RunFolderCache:
         if not isinstance(saved, int) or header.get("crc32") != zlib.crc32(body):
             return  # damaged or edited by hand
         self._racy_ns = saved - RACY_NS
+        self._body = b"\n" + body
+
+    def _line(self, name: str) -> str | None:
+        """The entry of `name` in the file: found in its bytes for the first FINDS names asked for (`ftui list
+        ONE-RUN` does not split 12 MB into lines), from `_lines` after that."""
+        if self._body:
+            self._finds += 1
+            if self._finds > FINDS:
+                self._split()
+            else:
+                try:
+                    needle = b"\n" + name.encode("utf-8") + b"\t"
+                except UnicodeEncodeError:
+                    return self._lines.get(name)
+                at = self._body.rfind(needle)  # (a name is written once; the last one would win a split)
+                if at < 0:
+                    return self._lines.get(name)
+                start = at + len(needle)
+                end = self._body.find(b"\n", start)
+                entry = self._body[start : end if end >= 0 else len(self._body)]
+                return self._lines.get(name, entry.decode("utf-8", errors="replace"))
+        return self._lines.get(name)
+
+    def _split(self) -> None:
+        body, self._body = self._body, b""
+        lines: dict[str, str] = {}
         for line in body.decode("utf-8", errors="replace").split("\n"):
             name, tab, entry = line.partition("\t")
             if tab:
-                self._lines[name] = entry
+                lines[name] = entry
+        self._lines = lines | self._lines
 
     def _entry(self, path: str, decode: Callable[[Any], T]) -> T | None:
         if not path.startswith(self._prefix):
             return None
-        raw = self._lines.get(_name(path[len(self._prefix) :]))
+        raw = self._line(_name(path[len(self._prefix) :]))
         if raw is None:
             return None
         try:
@@ -208,7 +238,7 @@ class RunFolderCache:
 
     def known_row(self, key: str) -> tuple[str, str, str] | None:
         """(fingerprint, state, JSON text) remembered for run `key`, or None."""
-        raw = self._lines.get(_name(ROW_PREFIX + key))
+        raw = self._line(_name(ROW_PREFIX + key))
         if raw is None:
             return None
         parts = raw.split("\t", 2)
@@ -237,11 +267,12 @@ class RunFolderCache:
             if self._recalled.get(path) is not entry and path.startswith(self._prefix):
                 fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry, racy_ns))
                 written[path] = entry
-        fresh.update((name, row) for name, row in self._rows.items() if self._lines.get(name) != row)
+        fresh.update((name, row) for name, row in self._rows.items() if self._line(name) != row)
         if not fresh:
             return False
         from ftui.atomic import atomic_write_bytes
 
+        self._split()
         lines = self._lines | fresh
         body = "".join(f"{name}\t{entry}\n" for name, entry in lines.items()).encode("utf-8")
         header = self._header | {"saved_ns": saved_ns, "crc32": zlib.crc32(body)}

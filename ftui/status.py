@@ -253,6 +253,23 @@ def _code_print() -> str:
     return format(zlib.crc32(" ".join(stamps).encode()), "08x")
 
 
+def _boot_print() -> str:
+    """This boot and its clock: the kernel's boot id and boot time (whole seconds, moved by a clock step).
+    A job's `process_started` counts from the boot (`procs.ticks_to_unix`); `procs.boot_time()` itself
+    varies by some milliseconds from one call to the next, so it cannot be compared."""
+    found = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/stat"):
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError:
+            found.append("?")
+            continue
+        at = text.find(b"btime ")
+        found.append(text[at : text.find(b"\n", at)].decode() if at >= 0 else text.strip().decode())
+    return " ".join(found)
+
+
 class Fingerprints:
     """`of(run, jobs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
     the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
@@ -266,7 +283,7 @@ class Fingerprints:
         self.shorts = {t.name: t.short for t in registry.study.tasks}
         self.labels: dict[str, str] = {}
         self.files: dict[str, str | None] = {}  # run key -> its files' part (with its ancestors')
-        self.head = f"{_code_print()}|{round(procs.boot_time())}"
+        self.head = f"{_code_print()}|{_boot_print()}"
 
     def of(self, run: Run, jobs: Sequence[Job]) -> str | None:
         import zlib
