@@ -246,7 +246,10 @@ class AppData:
             )  # fmt: skip
             for (index, run, fingerprint), status in zip(missed, statuses, strict=True):
                 row = self._row(run, status)
-                if fingerprint is not None and status.state != "running":
+                # Not a running row (its ETA moves with the clock), nor one counting evaluated sets against
+                # the resolved config (the profile and the config are not in the fingerprint).
+                evaluating = status.action == "eval" and status.eval_sets_done is not None
+                if fingerprint is not None and status.state != "running" and not evaluating:
                     values = [getattr(row, name) for name in ROW_FIELDS]
                     folders.remember_row(run.key, fingerprint, status.state, json.dumps(values))
                 out[index] = row
