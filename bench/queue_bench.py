@@ -12,7 +12,8 @@ Both commands of 2 run with bytecode caching on (in a temporary PYTHONPYCACHEPRE
    queue rows, events.jsonl and eval.json files), against `python -c pass` started the same way, side by side
    in one run (issue 18 targets at 5,000 runs: `list --json` <= 250 ms, `list PATTERN` <= 100 ms). The first
    listing after the run folders changed reads them all (printed as "uncached"); later ones read only the
-   files whose stat changed (runs/.ftui-cache.json, ftui/run_cache.py).
+   files whose stat changed (runs/.ftui-cache.json, ftui/run_cache.py). `--clock cpu` measures the commands'
+   CPU time instead of their wall time (a machine shared with other work); `--keep DIR` reuses the folders.
 3. The worker at `--runs` queued jobs (500 and 5,000 by default): one scheduling pass (target <= 20 ms at
    5,000) and the CPU of an idle worker (target < 2% of one core); see bench/worker_bench.py.
 """
