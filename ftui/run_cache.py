@@ -1,4 +1,5 @@
-"""What the run folders said last time, kept in the runs folder so that `ftui list` reads only what changed.
+"""What the run folders said last time, kept in the runs folder so that `ftui list` and the app's first read
+read only what changed.
 
 At thousands of runs, `ftui list` spent most of its time parsing every `events.jsonl` and `eval.json` again
 (issue 18). `RunFolderCache` gives the `rundir` readers a memory of an earlier process: per file, its key
@@ -6,11 +7,12 @@ At thousands of runs, `ftui list` spent most of its time parsing every `events.j
 the typed eval.json). A file whose key is unchanged is not opened; a changed one is read again (an
 events.jsonl that grew: only its new bytes), exactly as the app's in-memory readers do between two ticks.
 
-The file, `runs/.ftui-cache.json`, holds one header line (format, fields, when written, a CRC-32 of the rest)
-and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a tab, a line
-break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for, so `ftui list
-ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a listing that
-read something new, and never trusted blindly:
+The file, `runs/.ftui-cache.json` (`ftui list`, loss history 1; the app's, history 200, is
+`runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, a CRC-32
+of the rest) and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a
+tab, a line break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for,
+so `ftui list ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a
+listing that read something new, and never trusted blindly:
 
 - another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
   whose checksum does not match (damaged, edited by hand): ignored, every file is read;
@@ -21,11 +23,11 @@ read something new, and never trusted blindly:
   reads;
 - a runs folder that cannot be written (read-only, full disk): the listing is the same, only slower.
 
-`ftui list --json` also keeps each listed run's output line (`known_row`, `remember_row`; ftui/status.py
-`json_rows`) under a fingerprint of everything the line is made of (its files' keys and its ancestors', its
-jobs, the registry's words for it, the boot time, the code), so an unchanged run costs three stats and a
-comparison instead of decoding, building and encoding its row. Such a line is kept only while none of its
-files is racy.
+`ftui list --json` and the app also keep each run's output line, or row (`known_row`, `remember_row`;
+ftui/status.py `json_rows`, ftui/app_data.py `_first_rows`) under a fingerprint of everything it is made
+of (its files' keys and its ancestors', its jobs, the registry's words for it, the boot, the code), so an
+unchanged run costs three stats and a comparison instead of decoding, building and encoding its row. Such a
+line is kept only while none of its files is racy.
 
 The cache is an optimisation only: deleting it at any time is safe.
 """
