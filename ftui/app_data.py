@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING
 from ftui.safe_text import clean
 
 if TYPE_CHECKING:
+    from ftui.queue.store import Job
     from ftui.registry import Registry
     from ftui.registry.records import Run
+    from ftui.run_cache import RunFolderCache
     from ftui.status import RunStatus
+
+# The app keeps what it read from the run folders in runs/.ftui-cache-200.json (ftui/run_cache.py), so that
+# its first read of thousands of folders opens only the files changed since: written after the first read,
+# then at most this often while files change (never when browsing only).
+CACHE_SAVE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class RunRow:
         if self.step is None or not self.total_steps:
             return None
         return max(0.0, min(1.0, self.step / self.total_steps))
+
+
+ROW_FIELDS = tuple(f.name for f in fields(RunRow))  # a remembered row: its values in this order
 
 
 def where_label(status: RunStatus) -> str | None:
@@ -119,6 +129,8 @@ class AppData:
         self._latest: dict[str, RunRow] = {}
         self._lock = threading.Lock()
         self._eval_totals: dict[str, int | None] = {}
+        self._folders: RunFolderCache | None = None  # made by the first read, in its worker thread
+        self._saved_at: float | None = None  # time.monotonic() of the last cache save
 
     def run(self, key: str) -> Run:
         return self._by_key[key]
@@ -157,26 +169,108 @@ class AppData:
 
     def row(self, key: str) -> RunRow:
         """One run's row, read now (the run screen's header, while the home table is not refreshing)."""
-        from ftui.status import list_rows
-
         run = self._by_key[key]
         with self._lock:
-            row = self._row(run, list_rows(self.registry, self.store, [run])[0])
+            row = self._row(run, self._statuses([run])[0])
             self._latest[key] = row
             return row
+
+    def _cache(self) -> RunFolderCache:
+        if self._folders is None:  # the store's loss history: the same losses as its own readers
+            from ftui.run_cache import RunFolderCache
+            from ftui.rundir import MAX_LOSSES
+
+            self._folders = RunFolderCache(self.store.runs_dir, history=MAX_LOSSES)
+        return self._folders
+
+    def _save_cache(self) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.read_only and (self._saved_at is None or now - self._saved_at >= CACHE_SAVE_S):
+            self._cache().save()  # False when nothing new was read or the folder cannot be written: fine
+            self._saved_at = now
+
+    def _statuses(self, runs: list[Run]) -> list[RunStatus]:
+        """`ftui.status.list_rows` of `runs`, the run folders read through the app's persisted cache (the
+        caller holds the lock)."""
+        from ftui.status import rows_from
+
+        folders = self._cache()
+        if len(runs) == len(self.runs):  # every run: one read of the whole queue, not thousands of keys
+            jobs = self.store.listing_jobs()[0]
+        else:
+            jobs = self.store.jobs(run_keys=[r.key for r in runs])
+        rows = rows_from(self.registry, self.store.runs_dir, runs, jobs, folders.progress, folders.results)
+        self._save_cache()
+        return rows
+
+    def _first_rows(self) -> list[RunRow]:
+        """Every run's row at the first read: a run whose fingerprint (`ftui.status.Fingerprints`: its jobs,
+        its files' and its ancestors' keys, the registry's words for it, the code) is the one an earlier app
+        remembered its row under (ftui/run_cache.py `remember_row`) is neither read nor built again; the
+        others are read and remembered (not running ones: their rows depend on the time)."""
+        import json
+
+        from ftui.status import Fingerprints, rows_from
+
+        folders = self._cache()
+        jobs = self.store.listing_jobs()[0]
+        jobs_by_key: dict[str, list[Job]] = {}
+        for job in jobs:
+            jobs_by_key.setdefault(job.run_key, []).append(job)
+        # Fingerprints first, then the reads (see ftui.status.json_rows).
+        prints = Fingerprints(self.registry, os.fspath(self.store.runs_dir), folders)
+        out: list[RunRow | None] = []
+        missed: list[tuple[int, Run, str | None]] = []
+        for run in self.runs:
+            found = prints.of(run, jobs_by_key.get(run.key, ()))
+            fingerprint = (
+                None if found is None else f"{found}|{run.experiment.family!r}|{self.tasks_label(run)!r}"
+            )
+            known = folders.known_row(run.key) if fingerprint is not None else None
+            if known is not None and known[0] == fingerprint:
+                try:
+                    row = RunRow(*json.loads(known[2]))
+                except (ValueError, TypeError):
+                    row = None
+                if row is not None and row.key == run.key:
+                    out.append(row)
+                    continue
+            missed.append((len(out), run, fingerprint))
+            out.append(None)
+        if missed:
+            statuses = rows_from(
+                self.registry, self.store.runs_dir, [run for _, run, _ in missed], jobs, folders.progress,
+                folders.results,
+            )  # fmt: skip
+            for (index, run, fingerprint), status in zip(missed, statuses, strict=True):
+                row = self._row(run, status)
+                # Not a running row (its ETA moves with the clock), nor one counting evaluated sets against
+                # the resolved config (the profile and the config are not in the fingerprint).
+                evaluating = status.action == "eval" and status.eval_sets_done is not None
+                if fingerprint is not None and status.state != "running" and not evaluating:
+                    values = [getattr(row, name) for name in ROW_FIELDS]
+                    folders.remember_row(run.key, fingerprint, status.state, json.dumps(values))
+                out[index] = row
+        self._save_cache()
+        return [row for row in out if row is not None]
 
     def rows(self) -> tuple[list[RunRow], bool]:
         """Every run's row (`ftui list`'s rows: same states, same progress); `changed` says whether any row
         differs from what the previous call returned. A row equal to the one returned last time is that very
         object, so the home table finds the changed rows of 5,000 by identity."""
-        from ftui.status import list_rows
-
         with self._lock:
             shown = self._table_rows
+            if shown:
+                fresh = [
+                    self._row(run, d) for run, d in zip(self.runs, self._statuses(self.runs), strict=True)
+                ]
+            else:
+                fresh = self._first_rows()
             rows = []
             changed = len(shown) != len(self.runs)
-            for run, d in zip(self.runs, list_rows(self.registry, self.store, self.runs), strict=True):
-                row = self._row(run, d)
+            for row in fresh:
                 if (old := shown.get(row.key)) == row:
                     row = old  # the same object: the table skips it without comparing it again
                 else:

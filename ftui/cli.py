@@ -24,9 +24,40 @@ COMMAND_MODULES = (
     "ftui.commands.analysis_cmds",
     "ftui.commands.report_cmd",
 )
+# The module that registers each command, so that `ftui list ...` builds (and imports) only the parser of its
+# own module (tests/ftui/test_cli_parser.py checks this against what the modules register).
+_QUEUE, _CONTROL = "ftui.commands.queue_cmds", "ftui.commands.control_cmds"
+COMMAND_MODULE = {
+    "validate": "ftui.commands.registry_cmds",
+    "prepare": "ftui.commands.registry_cmds",
+    **dict.fromkeys(("launch", "eval", "cancel", "retry", "list", "logs", "worker"), _QUEUE),
+    **dict.fromkeys(("pause", "resume", "rm", "clean", "wait"), _CONTROL),
+    "heatmap": "ftui.commands.analysis_cmds",
+    "predict": "ftui.commands.analysis_cmds",
+    "report": "ftui.commands.report_cmd",
+}
+_VALUED = ("--registry", "--runs", "--profile")  # the global options that take a value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command of `argv` when it is plain to see: the first word after global options spelled in full
+    (`--registry FILE`, `--runs=DIR`, `--read-only`); None otherwise (no command, help, --version, an
+    abbreviated option, a typo: the whole parser answers those)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _VALUED:
+            i += 2
+        elif word == "--read-only" or word.startswith(tuple(f"{name}=" for name in _VALUED)):
+            i += 1
+        else:
+            return word if word in COMMAND_MODULE else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `ftui` parser; with `command` (a key of COMMAND_MODULE), only that command's module's
+    sub-commands (the same parser for that command, without importing the others)."""
     parser = argparse.ArgumentParser(
         prog="ftui",
         description="Terminal experiment manager for fine-tuning studies. Without a command: open the app.",
@@ -48,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="browse only: no launch, cancel or retry (automatic for a results archive)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if command is None else (COMMAND_MODULE[command],):
         importlib.import_module(name).add_commands(subparsers)
-    for command in subparsers.choices.values():
-        _accept_global_options(command)
+    for sub_parser in subparsers.choices.values():
+        _accept_global_options(sub_parser)
     return parser
 
 
@@ -88,8 +119,9 @@ def is_results_archive(runs: Path | None) -> bool:
 
 @quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_named(words))
+    args = parser.parse_args(words)
     if args.command is None:
         if os.environ.get("TERM") == "dumb":
             print(DUMB_TERMINAL, file=sys.stderr)

@@ -1,4 +1,5 @@
-"""What the run folders said last time, kept in the runs folder so that `ftui list` reads only what changed.
+"""What the run folders said last time, kept in the runs folder so that `ftui list` and the app's first read
+read only what changed.
 
 At thousands of runs, `ftui list` spent most of its time parsing every `events.jsonl` and `eval.json` again
 (issue 18). `RunFolderCache` gives the `rundir` readers a memory of an earlier process: per file, its key
@@ -6,18 +7,27 @@ At thousands of runs, `ftui list` spent most of its time parsing every `events.j
 the typed eval.json). A file whose key is unchanged is not opened; a changed one is read again (an
 events.jsonl that grew: only its new bytes), exactly as the app's in-memory readers do between two ticks.
 
-The file, `runs/.ftui-cache.json`, holds one header line (format, fields, when written, a CRC-32 of the rest)
-and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a tab, a line
-break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for, so `ftui list
-ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a listing that
-read something new, and never trusted blindly:
+The file, `runs/.ftui-cache.json` (`ftui list`, loss history 1; the app's, history 200, is
+`runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, a CRC-32
+of the rest) and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a
+tab, a line break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for,
+so `ftui list ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a
+listing that read something new, and never trusted blindly:
 
 - another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
   whose checksum does not match (damaged, edited by hand): ignored, every file is read;
-- a file modified less than RACY_NS before the cache was written may have changed again within the same
-  mtime tick without changing its key: its entry is only a starting point (events.jsonl is read on from
-  the offset; eval.json is parsed again);
+- a file modified less than RACY_NS before it was read may have changed again within the same mtime tick
+  without changing its key: its entry is written with an unusable key (inode only), so the next process
+  treats it as changed (events.jsonl is read on from the offset; eval.json is parsed again). "Read" is
+  bounded below by the owner's previous save (or its start): the app saves now and then, long after some
+  reads;
 - a runs folder that cannot be written (read-only, full disk): the listing is the same, only slower.
+
+`ftui list --json` and the app also keep each run's output line, or row (`known_row`, `remember_row`;
+ftui/status.py `json_rows`, ftui/app_data.py `_first_rows`) under a fingerprint of everything it is made
+of (its files' keys and its ancestors', its jobs, the registry's words for it, the boot, the code), so an
+unchanged run costs three stats and a comparison instead of decoding, building and encoding its row. Such a
+line is kept only while none of its files is racy.
 
 The cache is an optimisation only: deleting it at any time is safe.
 """
@@ -34,8 +44,10 @@ from typing import Any, TypeVar
 
 from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReader, ResultsReader, RunProgress
 
-CACHE_NAME = ".ftui-cache.json"
+CACHE_NAME = ".ftui-cache.json"  # `ftui list`'s (loss history 1); other histories: `cache_name`
 FORMAT = 1  # bump when the events fold or EvalResults change meaning without changing their fields
+FINDS = 64  # names looked up in the file's bytes before it is split into lines (`RunFolderCache._line`)
+ROW_PREFIX = "/rows/"  # names of remembered rows: `ROW_PREFIX + run key` (a relative path never starts so)
 RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
 T = TypeVar("T")
 
@@ -43,7 +55,21 @@ PROGRESS_FIELDS = tuple(f.name for f in fields(RunProgress))
 EVAL_SET_FIELDS = tuple(f.name for f in fields(EvalSet))
 # A body whose checksum matches is exactly what an ftui with these fields wrote (from valid objects), so the
 # entries are rebuilt without checking each value's type (that check cost more than reading the files).
-HEADER = {"format": FORMAT, "progress": list(PROGRESS_FIELDS), "eval_set": list(EVAL_SET_FIELDS)}
+# "racy": racy files are marked in their entries (RACY_NS); a cache from before that (racy ones known only
+# from the header's time) is ignored, since saving carried its entries over under a newer time.
+HEADER = {
+    "format": FORMAT,
+    "racy": "entry",
+    "progress": list(PROGRESS_FIELDS),
+    "eval_set": list(EVAL_SET_FIELDS),
+}
+
+
+def cache_name(history: int) -> str:
+    """The cache file of readers with this loss history: one file per history, so that `ftui list` (1) and
+    the app (ftui.rundir.MAX_LOSSES) do not discard each other's entries (each holds its own losses)."""
+    history = max(1, history)
+    return CACHE_NAME if history == 1 else f".ftui-cache-{history}.json"
 
 
 def _new(cls: type, values: dict[str, Any]) -> Any:
@@ -60,9 +86,15 @@ def _name(rel: str) -> str:
     return rel if plain else json.dumps(rel)
 
 
-def _encode_progress(tail: EventsTail) -> list[Any]:
+def _key(key: FileKey, racy_ns: int) -> list[int]:
+    """A file key as written: with size and mtime -1 (matching no file) when the file was modified after
+    `racy_ns` (RACY_NS before it was read), so that its next reader reads it again."""
+    return [key[0], -1, -1] if key[2] >= racy_ns else list(key)
+
+
+def _encode_progress(tail: EventsTail, racy_ns: int) -> list[Any]:
     p = tail.progress
-    return [list(tail.key), tail.offset, [getattr(p, name) for name in PROGRESS_FIELDS]]
+    return [_key(tail.key, racy_ns), tail.offset, [getattr(p, name) for name in PROGRESS_FIELDS]]
 
 
 def _decode_progress(entry: Any) -> EventsTail:
@@ -74,14 +106,14 @@ def _decode_progress(entry: Any) -> EventsTail:
     return EventsTail((ino, size, mtime_ns), offset, _new(RunProgress, d))
 
 
-def _encode_results(entry: tuple[FileKey, EvalResults | None]) -> list[Any]:
+def _encode_results(entry: tuple[FileKey, EvalResults | None], racy_ns: int) -> list[Any]:
     key, results = entry
     if results is None:
-        return [list(key), None]
+        return [_key(key, racy_ns), None]
     sets = None
     if results.sets is not None:
         sets = [[name, *(getattr(s, f) for f in EVAL_SET_FIELDS)] for name, s in results.sets.items()]
-    return [list(key), [sets, results.checkpoint, results.step, results.checkpoint_digest]]
+    return [_key(key, racy_ns), [sets, results.checkpoint, results.step, results.checkpoint_digest]]
 
 
 def _decode_results(entry: Any) -> tuple[FileKey, EvalResults | None]:
@@ -105,13 +137,17 @@ class RunFolderCache:
 
     def __init__(self, runs_dir: str | os.PathLike[str], history: int = 1) -> None:
         self.runs_dir = os.fspath(runs_dir)
-        self.path = os.path.join(self.runs_dir, CACHE_NAME)
+        self.path = os.path.join(self.runs_dir, cache_name(history))
         self._prefix = os.path.join(self.runs_dir, "")
         self._history = max(1, history)
         self._header = HEADER | {"history": self._history}
         self._lines: dict[str, str] = {}  # relative path as a JSON string -> its line's entry, undecoded
+        self._body = b""  # the file's lines, not split into `_lines` while only a few are asked for
+        self._finds = 0
         self._recalled: dict[str, object] = {}  # path -> the object handed to a reader (unchanged since)
+        self._rows: dict[str, str] = {}  # remembered rows (`remember_row`) not written yet: name -> entry
         self._racy_ns = 0  # files modified after this (ns) may have changed within their mtime tick
+        self._since_ns = time.time_ns()  # what was read since the last save was read after this
         self._load()
         self.progress_reader = ProgressReader(self._history, recall=self._recall_tail)
         self.results_reader = ResultsReader(recall=self._recall_results)
@@ -138,15 +174,42 @@ class RunFolderCache:
         if not isinstance(saved, int) or header.get("crc32") != zlib.crc32(body):
             return  # damaged or edited by hand
         self._racy_ns = saved - RACY_NS
+        self._body = b"\n" + body
+
+    def _line(self, name: str) -> str | None:
+        """The entry of `name` in the file: found in its bytes for the first FINDS names asked for (`ftui list
+        ONE-RUN` does not split 12 MB into lines), from `_lines` after that."""
+        if self._body:
+            self._finds += 1
+            if self._finds > FINDS:
+                self._split()
+            else:
+                try:
+                    needle = b"\n" + name.encode("utf-8") + b"\t"
+                except UnicodeEncodeError:
+                    return self._lines.get(name)
+                at = self._body.rfind(needle)  # (a name is written once; the last one would win a split)
+                if at < 0:
+                    return self._lines.get(name)
+                start = at + len(needle)
+                end = self._body.find(b"\n", start)
+                entry = self._body[start : end if end >= 0 else len(self._body)]
+                return self._lines.get(name, entry.decode("utf-8", errors="replace"))
+        return self._lines.get(name)
+
+    def _split(self) -> None:
+        body, self._body = self._body, b""
+        lines: dict[str, str] = {}
         for line in body.decode("utf-8", errors="replace").split("\n"):
             name, tab, entry = line.partition("\t")
             if tab:
-                self._lines[name] = entry
+                lines[name] = entry
+        self._lines = lines | self._lines
 
     def _entry(self, path: str, decode: Callable[[Any], T]) -> T | None:
         if not path.startswith(self._prefix):
             return None
-        raw = self._lines.get(_name(path[len(self._prefix) :]))
+        raw = self._line(_name(path[len(self._prefix) :]))
         if raw is None:
             return None
         try:
@@ -170,27 +233,57 @@ class RunFolderCache:
         self._recalled[path] = found
         return found
 
+    def racy(self, mtime_ns: int) -> bool:
+        """Whether a file modified at `mtime_ns` and read by this process (since its start or last save) may
+        have changed again within its mtime tick, unseen (RACY_NS)."""
+        return mtime_ns >= self._since_ns - RACY_NS
+
+    def known_row(self, key: str) -> tuple[str, str, str] | None:
+        """(fingerprint, state, JSON text) remembered for run `key`, or None."""
+        raw = self._line(_name(ROW_PREFIX + key))
+        if raw is None:
+            return None
+        parts = raw.split("\t", 2)
+        return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+    def remember_row(self, key: str, fingerprint: str, state: str, text: str) -> None:
+        """Keep run `key`'s output line (one line of JSON) for the next listing (written by `save`); the
+        caller leaves out rows whose files are racy, or whose line depends on the time (running ones)."""
+        if "\t" in fingerprint or "\t" in state or "\n" in text or "\t" in text:
+            return
+        self._rows[_name(ROW_PREFIX + key)] = f"{fingerprint}\t{state}\t{text}"
+
     # ---- writing ------------------------------------------------------------------------------------------
     def save(self) -> bool:
         """Write the cache when this process read something it did not remember; False when nothing needed
         writing or it could not be written (read-only or full runs folder: never an error)."""
+        saved_ns = time.time_ns()
+        racy_ns = self._since_ns - RACY_NS
         fresh: dict[str, str] = {}
+        written: dict[str, object] = {}
         for path, tail in self.progress_reader.tails().items():
             if self._recalled.get(path) is not tail and path.startswith(self._prefix):
-                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_progress(tail))
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_progress(tail, racy_ns))
+                written[path] = tail
         for path, entry in self.results_reader.entries().items():
             if self._recalled.get(path) is not entry and path.startswith(self._prefix):
-                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry))
+                fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry, racy_ns))
+                written[path] = entry
+        fresh.update((name, row) for name, row in self._rows.items() if self._line(name) != row)
         if not fresh:
             return False
         from ftui.atomic import atomic_write_bytes
 
+        self._split()
         lines = self._lines | fresh
         body = "".join(f"{name}\t{entry}\n" for name, entry in lines.items()).encode("utf-8")
-        header = self._header | {"saved_ns": time.time_ns(), "crc32": zlib.crc32(body)}
+        header = self._header | {"saved_ns": saved_ns, "crc32": zlib.crc32(body)}
         try:
             atomic_write_bytes(self.path, json.dumps(header).encode("utf-8") + b"\n" + body)
         except OSError:
             return False
         self._lines = lines
+        self._rows.clear()
+        self._recalled.update(written)  # a long-lived owner (the app) saves again: only what changed since
+        self._since_ns = saved_ns
         return True

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import re
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +68,8 @@ class RunProgress:
         RATE_INTERVALS intervals does not move for one slow interval, and follows a lasting change of speed
         after about half of them.
         """
+        import statistics  # here: `ftui list` of runs that are not training never needs it
+
         rates = [
             (s1 - s0) / (t1 - t0)
             for (t0, s0), (t1, s1) in itertools.pairwise(self.step_times)

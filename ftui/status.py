@@ -21,7 +21,7 @@ from ftui import gpu_usage
 from ftui.gpu_usage import JobProcs
 from ftui.queue import procs
 from ftui.queue.store import Job, Store
-from ftui.rundir import EvalResults, RunProgress, is_trained, summarize_results
+from ftui.rundir import EVENTS, RESULTS, EvalResults, RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
 from ftui.staleness import StaleRuns
 from ftui.state_display import STATE_STYLES
@@ -29,6 +29,7 @@ from ftui.state_display import STATE_STYLES
 if TYPE_CHECKING:
     from ftui.registry import Registry
     from ftui.registry.records import Run
+    from ftui.run_cache import RunFolderCache
 
 STATE_ORDER = ("running", "queued", "waiting", "failed", "blocked", "cancelled")
 
@@ -174,6 +175,163 @@ def rows_from(
         why = stale.check(run.key) if state in ("done", "trained") else None
         rows.append(replace(row, state="stale", stale=why.reason) if why is not None else row)
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
+
+
+@dataclass(frozen=True)
+class KnownRow:
+    """A run of `ftui list --json` whose line the cache remembered (`json_rows`): what the summary and the
+    queue estimate need of it (never a running run: those depend on the time)."""
+
+    key: str
+    experiment: str
+    state: str
+    jobs: tuple[Job, ...]
+
+
+def json_rows(
+    registry: Registry,
+    runs_dir: str | os.PathLike[str],
+    runs: Sequence[Run],
+    jobs: Sequence[Job],
+    cache: RunFolderCache,
+    now: float | None = None,
+) -> list[tuple[RunStatus | KnownRow, str]]:
+    """`rows_from` through the persisted cache, each row beside its line of `ftui list --json`
+    (`json.dumps(row.to_json())`). A run whose fingerprint (`row_fingerprint`) is the one remembered with
+    its line is neither read nor encoded again: its line comes back with a `KnownRow`."""
+    import json
+
+    runs_dir = os.fspath(runs_dir)
+    jobs_by_key: dict[str, list[Job]] = {}
+    for job in jobs:
+        jobs_by_key.setdefault(job.run_key, []).append(job)
+    # Fingerprints first, then the reads: a file that changes in between makes the remembered line older
+    # than its fingerprint says, so the next listing sees a new key and builds the line again.
+    prints = Fingerprints(registry, runs_dir, cache)
+    out: list[tuple[RunStatus | KnownRow, str] | None] = []
+    missed: list[tuple[int, Run, str | None]] = []
+    for run in runs:
+        run_jobs = jobs_by_key.get(run.key, [])
+        fingerprint = prints.of(run, run_jobs)
+        known = cache.known_row(run.key) if fingerprint is not None else None
+        if known is not None and known[0] == fingerprint:
+            out.append((KnownRow(run.key, run.experiment.name, known[1], tuple(run_jobs)), known[2]))
+        else:
+            missed.append((len(out), run, fingerprint))
+            out.append(None)
+    if missed:
+        fresh = rows_from(
+            registry, runs_dir, [run for _, run, _ in missed], jobs, cache.progress, cache.results, now
+        )
+        for (index, run, fingerprint), row in zip(missed, fresh, strict=True):
+            text = json.dumps(row.to_json())
+            if fingerprint is not None and row.state != "running":  # a running row changes with the time
+                cache.remember_row(run.key, fingerprint, row.state, text)
+            out[index] = (row, text)
+    return [pair for pair in out if pair is not None]
+
+
+def _code_print() -> str:
+    """The code that makes a row, as the size and mtime of its modules (an edited or upgraded ftui forgets
+    the remembered rows)."""
+    import sys
+    import zlib
+
+    from ftui import __version__
+
+    names = ("ftui.status", "ftui.rundir", "ftui.staleness", "ftui.run_cache", "ftui.queue.model",
+             "ftui.queue.store", "ftui.queue.procs", "ftui.registry.records", "ftui.safe_text",
+             "ftui.app_data")  # fmt: skip
+    stamps = [__version__]
+    for name in names:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st is not None else "?")
+    return format(zlib.crc32(" ".join(stamps).encode()), "08x")
+
+
+def _boot_print() -> str:
+    """This boot and its clock: the kernel's boot id and boot time (whole seconds, moved by a clock step).
+    A job's `process_started` counts from the boot (`procs.ticks_to_unix`); `procs.boot_time()` itself
+    varies by some milliseconds from one call to the next, so it cannot be compared."""
+    found = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/stat"):
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError:
+            found.append("?")
+            continue
+        at = text.find(b"btime ")
+        found.append(text[at : text.find(b"\n", at)].decode() if at >= 0 else text.strip().decode())
+    return " ".join(found)
+
+
+class Fingerprints:
+    """`of(run, jobs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
+    the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
+    of its ancestors' (staleness reads them), whether each is trained, and its jobs' every column. None when
+    a file is racy (ftui/run_cache.py): such a line is not remembered."""
+
+    def __init__(self, registry: Registry, runs_dir: str, cache: RunFolderCache) -> None:
+        self.registry = registry
+        self.runs_dir = runs_dir
+        self.cache = cache
+        self.shorts = {t.name: t.short for t in registry.study.tasks}
+        self.labels: dict[str, str] = {}
+        self.files: dict[str, str | None] = {}  # run key -> its files' part (with its ancestors')
+        self.head = f"{_code_print()}|{_boot_print()}"
+
+    def of(self, run: Run, jobs: Sequence[Job]) -> str | None:
+        import zlib
+
+        files = self._files(run, 0)
+        if files is None:
+            return None
+        label = self.labels.get(run.experiment.name)
+        if label is None:
+            label = self.labels[run.experiment.name] = "+".join(
+                self.shorts.get(t, t) for t in run.experiment.tasks
+            )
+        values = "\n".join(repr(tuple(job.__dict__.values())) for job in jobs)
+        jobs_print = format(zlib.crc32(values.encode("utf-8", "surrogatepass")), "08x")
+        return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs_print}"
+
+    def _files(self, run: Run, depth: int) -> str | None:
+        if run.key in self.files:
+            return self.files[run.key]
+        self.files[run.key] = None  # a parent cycle (a registry refuses one) ends here, unremembered
+        folder = os.path.join(self.runs_dir, run.rel_dir)
+        parts = [repr(run.rel_dir)]
+        for name in (EVENTS, RESULTS):
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except OSError:
+                parts.append("-")
+                continue
+            if self.cache.racy(st.st_mtime_ns):
+                return None
+            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        parts.append("T" if is_trained(folder) else "F")
+        if run.parent_key is not None:
+            parent = self._parent(run.parent_key)
+            above = self._files(parent, depth + 1) if parent is not None and depth < 64 else "?"
+            if above is None:
+                return None
+            parts.append(f"<{above}")
+        self.files[run.key] = found = ",".join(parts)
+        return found
+
+    def _parent(self, key: str) -> Run | None:
+        from ftui.registry import RegistryError
+
+        try:
+            return self.registry.run(key)
+        except RegistryError:
+            return None
 
 
 def _metrics(results: EvalResults) -> dict[str, float]:

@@ -99,7 +99,6 @@ def _guarded(fn: Any) -> Any:
     """Map expected errors to a message on stderr and an exit code (never a traceback for bad input)."""
 
     def run(args: argparse.Namespace) -> int:
-        from ftui.queue.launching import LaunchError
         from ftui.registry import RegistryError
 
         try:
@@ -107,9 +106,6 @@ def _guarded(fn: Any) -> Any:
             return result
         except RegistryError as e:
             print(str(e), file=sys.stderr)
-            return 2
-        except LaunchError as e:
-            print(f"ftui: {e}", file=sys.stderr)
             return 2
         except CommandError as e:
             print(f"ftui: {e}", file=sys.stderr)
@@ -121,6 +117,14 @@ def _guarded(fn: Any) -> Any:
             where = f"{e.filename}: " if e.filename else ""
             print(f"ftui: {where}{e.strerror or e}", file=sys.stderr)
             return 1
+        except Exception as e:
+            # A LaunchError comes from ftui.queue.launching, loaded only by the commands that launch (`ftui
+            # list` need not import it to recognise an error it cannot raise).
+            launching = sys.modules.get("ftui.queue.launching")
+            if launching is None or not isinstance(e, launching.LaunchError):
+                raise
+            print(f"ftui: {e}", file=sys.stderr)
+            return 2
 
     run.__name__ = fn.__name__
     return run
@@ -297,7 +301,7 @@ def _list(args: argparse.Namespace) -> int:
     from ftui.queue_eta import estimate_queue
     from ftui.run_cache import RunFolderCache
     from ftui.state_display import state_counts
-    from ftui.status import rows_from
+    from ftui.status import json_rows, rows_from
 
     registry = _registry(args, required=True)
     runs = registry.runs(args.patterns)
@@ -308,7 +312,11 @@ def _list(args: argparse.Namespace) -> int:
     # One look, no loss history needed; what the run folders said last time, re-read where they changed.
     cache = RunFolderCache(store.runs_dir, history=1)
     now = time.time()
-    rows = rows_from(registry, store.runs_dir, runs, jobs, cache.progress, cache.results, now)
+    if args.json:  # each run's line too, remembered by the cache while the run does not change
+        lines = json_rows(registry, store.runs_dir, runs, jobs, cache, now)
+        rows: list[Any] = [row for row, _ in lines]
+    else:
+        rows = rows_from(registry, store.runs_dir, runs, jobs, cache.progress, cache.results, now)
     # Browsing only (--read-only, or a results archive: cli.RESULTS_MARKER) leaves the folder as it is.
     if not (getattr(args, "read_only", False) or (store.runs_dir / "RESULTS.json").is_file()):
         cache.save()
@@ -321,7 +329,7 @@ def _list(args: argparse.Namespace) -> int:
         total, counts = state_counts(r.state for r in rows)
         summary_json = json.dumps({"runs": total, "states": counts} | estimate.to_json())
         # One run per line, each encoded by the C encoder (indent= would use the slow pure-Python one).
-        runs_json = ",\n".join(json.dumps(r.to_json()) for r in rows)
+        runs_json = ",\n".join(text for _, text in lines)
         worker_json = json.dumps(worker.to_json() | {"paused": paused})
         sys.stdout.write(
             f'{{"worker": {worker_json},\n"summary": {summary_json},\n"runs": [\n{runs_json}\n]}}\n'

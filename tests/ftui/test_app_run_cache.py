@@ -1,0 +1,254 @@
+"""The app's first read of the run folders through its persisted cache (ftui/run_cache.py, one file per loss
+history: runs/.ftui-cache-200.json beside `ftui list`'s runs/.ftui-cache.json): the same rows with and without
+it, a changed file always seen, and the cache's safety rules on the app's path too (racy files, a damaged or
+foreign cache, a folder that cannot be written, browsing only)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ftui.app_data import AppData
+from ftui.cli import main
+from ftui.registry import load_registry
+from ftui.run_cache import CACHE_NAME, RunFolderCache, cache_name
+from ftui.rundir import EVENTS, MAX_LOSSES, RESULTS
+from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval, write_events
+from tests.ftui.test_run_cache import age_files, rewrite_same_key
+
+APP_CACHE = cache_name(MAX_LOSSES)
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    """The mini study in every queue state; its run files dated a minute ago (not racy for the cache)."""
+    registry = make_study(tmp_path / "study")
+    build_states(registry)
+    age_files(registry.parent / "runs")
+    return registry
+
+
+def app_rows(registry: Path, read_only: bool = False) -> dict[str, object]:
+    """A new app's first read (a new process, as far as the cache knows): key -> row."""
+    reg = load_registry(registry)
+    data = AppData(reg, reg.runs_dir(None), read_only=read_only, start_worker=False)
+    rows, changed = data.rows()
+    assert changed
+    data.store.close()
+    return {row.key: row for row in rows}
+
+
+def test_the_app_has_its_own_cache_file() -> None:
+    assert APP_CACHE == ".ftui-cache-200.json" and APP_CACHE != CACHE_NAME
+    assert cache_name(1) == CACHE_NAME
+
+
+def test_cached_rows_equal_fresh_ones_and_the_cache_is_what_is_read(study: Path) -> None:
+    runs = study.parent / "runs"
+    fresh = app_rows(study)
+    assert (runs / APP_CACHE).is_file()
+    written = (runs / APP_CACHE).read_bytes()
+    assert app_rows(study) == fresh
+    assert (runs / APP_CACHE).read_bytes() == written  # nothing new was read: not written again
+    # Proof that an unchanged file is not opened: a change its stat cannot show stays unseen...
+    rewrite_same_key(runs / "single-1" / EVENTS, b'"loss": 2.8', b'"loss": 9.9')
+    assert app_rows(study)["single-1"].loss == fresh["single-1"].loss  # type: ignore[attr-defined]
+    (runs / APP_CACHE).unlink()  # ...until the cache is gone
+    assert app_rows(study)["single-1"].loss == 9.9  # type: ignore[attr-defined]
+
+
+def test_list_and_app_caches_do_not_discard_each_other(
+    study: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = study.parent / "runs"
+    app_rows(study)
+    assert main(["--registry", str(study), "list", "--json"]) == 0
+    capsys.readouterr()
+    app_cache, list_cache = (runs / APP_CACHE).read_bytes(), (runs / CACHE_NAME).read_bytes()
+    for _ in range(2):  # alternating, neither reads anything again, so neither is rewritten
+        app_rows(study)
+        assert main(["--registry", str(study), "list", "--json"]) == 0
+        capsys.readouterr()
+    assert (runs / APP_CACHE).read_bytes() == app_cache
+    assert (runs / CACHE_NAME).read_bytes() == list_cache
+    assert json.loads(app_cache.partition(b"\n")[0])["history"] == MAX_LOSSES
+
+
+def test_the_app_sees_files_changed_after_caching(study: Path) -> None:
+    runs = study.parent / "runs"
+    before = app_rows(study)
+    step = {"t": 1_000_000_099.0, "event": "step", "step": 5, "total_steps": 8, "loss": 1.25, "eta_s": 3.0}
+    write_events(runs / "single-1", [step])
+    metrics = {task: (metric, 5.0 * a, 5.0 * s) for task, (metric, a, s) in BASE_METRICS.items()}
+    write_eval(runs / "base", metrics, name="base")
+    after = app_rows(study)
+    assert after["single-1"].step == 5 and after["single-1"].loss == 1.25  # type: ignore[attr-defined]
+    assert after["base"].result != before["base"].result  # type: ignore[attr-defined]
+    (runs / APP_CACHE).unlink()
+    assert app_rows(study) == after
+
+
+def test_the_app_parses_files_written_just_before_its_read_again(study: Path) -> None:
+    """A file modified within RACY_NS of its reading may change again in the same mtime tick without a new
+    key: its entry is not trusted by the next app (here a same-key change of eval.json is seen)."""
+    eval_json = study.parent / "runs" / "base" / RESULTS
+    eval_json.write_bytes(eval_json.read_bytes())  # a fresh mtime, same inode and bytes
+    before = app_rows(study)
+    data = eval_json.read_bytes()
+    at = data.index(b'"mean": ') + len(b'"mean": ')
+    digit = data[at : at + 1]
+    rewrite_same_key(eval_json, data[: at + 1], data[:at] + (b"9" if digit != b"9" else b"1"))
+    assert app_rows(study)["base"].result != before["base"].result  # type: ignore[attr-defined]
+
+
+def late_save(cache: RunFolderCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Save as the app may: a minute after the reads."""
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() + 60_000_000_000)
+    assert cache.save()
+    monkeypatch.undo()
+
+
+def test_a_file_modified_just_before_its_read_is_racy_however_late_the_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app saves long after some reads: a file modified within RACY_NS before its read is marked in its
+    entry (the read time is bounded by the cache's start or previous save, not taken as the save's time), so
+    the next reader reads it again: here a same-key change of eval.json is seen."""
+    runs = tmp_path / "runs"
+    write_eval(runs / "a", {"distance": ("abs_error", 300.0, 50.0)}, name="a")
+    write_events(runs / "a", [{"t": 1.0, "event": "step", "step": 1, "total_steps": 9}])
+    cache = RunFolderCache(runs, history=MAX_LOSSES)
+    first = cache.results(runs / "a")
+    assert first is not None and first.sets and cache.progress(runs / "a") is not None
+    late_save(cache, monkeypatch)
+    lines = (runs / APP_CACHE).read_text().splitlines()[1:]
+    assert len(lines) == 2 and all(json.loads(line.partition("\t")[2])[0][1:] == [-1, -1] for line in lines)
+    rewrite_same_key(runs / "a" / RESULTS, b"300.0", b"900.0")
+    again = RunFolderCache(runs, history=MAX_LOSSES)
+    changed = again.results(runs / "a")
+    assert changed is not None and changed != first
+    progress = again.progress(runs / "a")  # read on from the offset: the same progress, a real key again
+    assert progress is not None and progress.step == 1
+    assert again.save()
+    assert (runs / APP_CACHE).read_text().count("-1, -1") == 2  # still racy: read just now
+
+
+def test_a_file_older_than_its_read_is_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    write_eval(runs / "a", {"distance": ("abs_error", 300.0, 50.0)}, name="a")
+    age_files(runs)
+    cache = RunFolderCache(runs, history=MAX_LOSSES)
+    assert cache.results(runs / "a") is not None
+    late_save(cache, monkeypatch)
+    assert "-1, -1" not in (runs / APP_CACHE).read_text()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[:-40] + b"X" + b[-39:],  # one byte of the body
+        lambda b: b"not json\n" + b.partition(b"\n")[2],  # the header
+        lambda b: b.replace(b'"format": 1', b'"format": 999', 1),  # a newer ftui's
+        lambda b: b.replace(b'"history": 200', b'"history": 1', 1),  # another loss history
+        lambda b: b.replace(b'"racy": "entry", ', b"", 1),  # an older ftui's (racy files not marked)
+        lambda b: b[: len(b) // 2],  # torn
+        lambda b: b"",
+        lambda b: bytes(range(256)),
+    ],
+)
+def test_a_damaged_or_foreign_app_cache_is_ignored(study: Path, damage: object) -> None:
+    runs = study.parent / "runs"
+    app_rows(study)
+    rewrite_same_key(runs / "single-1" / EVENTS, b'"loss": 2.8', b'"loss": 9.9')
+    cache = runs / APP_CACHE
+    damaged = damage(cache.read_bytes())  # type: ignore[operator]
+    assert damaged != cache.read_bytes()
+    cache.write_bytes(damaged)
+    assert app_rows(study)["single-1"].loss == 9.9  # type: ignore[attr-defined]  # every file read again
+    assert json.loads(cache.read_bytes().partition(b"\n")[0])["history"] == MAX_LOSSES  # a good one written
+
+
+def test_an_app_cache_that_cannot_be_written_changes_nothing(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ftui.atomic
+
+    fresh = app_rows(study)
+    (study.parent / "runs" / APP_CACHE).unlink()
+
+    def refuse(path: object, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(ftui.atomic, "atomic_write_bytes", refuse)
+    assert app_rows(study) == fresh
+    assert not (study.parent / "runs" / APP_CACHE).exists()
+
+
+def test_browsing_only_the_app_writes_no_cache(study: Path) -> None:
+    fresh = app_rows(study, read_only=True)
+    assert not (study.parent / "runs" / APP_CACHE).exists()
+    app_rows(study)
+    assert app_rows(study, read_only=True) == fresh  # reads a cache written by another, writes nothing
+
+
+def test_the_app_saves_again_only_what_changed_and_not_at_every_tick(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ftui.app_data
+
+    runs = study.parent / "runs"
+    reg = load_registry(study)
+    data = AppData(reg, reg.runs_dir(None), start_worker=False)
+    data.rows()
+    written = (runs / APP_CACHE).stat().st_mtime_ns
+    write_events(runs / "single-1", [{"t": 1_000_000_099.0, "event": "step", "step": 5, "total_steps": 8}])
+    time.sleep(0.01)
+    data.rows()  # within CACHE_SAVE_S of the first save: not written
+    assert (runs / APP_CACHE).stat().st_mtime_ns == written
+    monkeypatch.setattr(ftui.app_data, "CACHE_SAVE_S", 0.0)
+    data.rows()
+    assert (runs / APP_CACHE).stat().st_mtime_ns != written
+    folders = data._folders
+    assert folders is not None and folders.save() is False  # everything written is remembered as such
+    data.store.close()
+
+
+def test_remembered_rows_are_used_and_equal_what_the_next_tick_reads(study: Path) -> None:
+    import zlib
+
+    from ftui.run_cache import ROW_PREFIX
+
+    runs = study.parent / "runs"
+    fresh = app_rows(study)
+    cache = runs / APP_CACHE
+    names = [line.partition("\t")[0] for line in cache.read_text().splitlines()[1:]]
+    remembered = {name[len(ROW_PREFIX) :] for name in names if name.startswith(ROW_PREFIX)}
+    assert "base" in remembered and "single-1" not in remembered  # running: its row depends on the time
+    reg = load_registry(study)
+    data = AppData(reg, reg.runs_dir(None), start_worker=False)
+    first, _ = data.rows()  # remembered rows
+    second, changed = data.rows()  # the folders read
+    assert not changed and second == first and {r.key: r for r in first} == fresh
+    data.store.close()
+    # Proof that a remembered row is used: an edit of it (the checksum made to match) shows.
+    head, _, body = cache.read_bytes().partition(b"\n")
+    body = body.replace(b'["base", "base", 7,', b'["base", "base", 8,', 1)
+    cache.write_bytes(json.dumps(json.loads(head) | {"crc32": zlib.crc32(body)}).encode() + b"\n" + body)
+    assert app_rows(study)["base"].seed == 8  # type: ignore[attr-defined]
+
+
+def test_a_changed_job_is_seen_by_the_next_app(study: Path) -> None:
+    from ftui.queue.store import Store
+
+    assert app_rows(study)["single-2"].state in ("queued", "waiting")  # type: ignore[attr-defined]
+    store = Store(study.parent / "runs")
+    store.cancel(["single-2"])  # the queue changes, no run file does
+    store.close()
+    after = app_rows(study)
+    assert after["single-2"].state == "cancelled"  # type: ignore[attr-defined]
+    (study.parent / "runs" / APP_CACHE).unlink()
+    assert app_rows(study) == after
