@@ -162,6 +162,8 @@ class RunTable(DataTable[Text | str]):
         self._order: list[str] = []
         self._widths: dict[str, int] = {}  # cell text -> width as the DataTable measures it
         self._offsets = _Offsets(self)
+        self._created: list[_Shown] = []  # rows drawn for the first time since the last reload
+        self._base_style: Style | None = None  # the widget's style while `render_lines` draws
         # Drawing (see the module docstring): a cell's segments without mouse metadata, and whole lines.
         self._cell_cache: LRUCache[tuple[object, ...], list[Segment]] = LRUCache(20_000)
         self._line_cache_rt: LRUCache[tuple[object, ...], Strip] = LRUCache(2_000)
@@ -207,11 +209,15 @@ class RunTable(DataTable[Text | str]):
         """What `clear()` then one `add_row` per row does, in one pass (see the module docstring)."""
         current = self.current_key
         self.clear()
+        self._created = []
         shown = [self._entry(r) for r in rows]
         self._data.update((s.key, s.cells) for s in shown)  # type: ignore[misc]
         self.rows.update((s.key, s.meta) for s in shown)
         self._row_locations = TwoWayDict({s.key: index for index, s in enumerate(shown)})
-        self._grow_columns([s.widths for s in shown])
+        # Only rows drawn for the first time can widen a column: the others did when they were (a filter shows
+        # rows drawn before, and the DataTable's widths never narrow).
+        self._grow_columns([s.widths for s in self._created])
+        self._created.clear()
         self._order = order
         self._update_count += 1
         self.cursor_coordinate = self.cursor_coordinate  # clamped, as add_row does
@@ -231,6 +237,7 @@ class RunTable(DataTable[Text | str]):
             self._data[shown.key] = shown.cells  # type: ignore[assignment]
             grown.append(shown.widths)
         self._grow_columns(grown)
+        self._created.clear()
         self._update_count += 1  # one flush of the DataTable's render caches for the whole refresh
         self.refresh()
 
@@ -247,6 +254,7 @@ class RunTable(DataTable[Text | str]):
         key = shown.key if shown is not None else RowKey(r.key)
         meta = shown.meta if shown is not None else Row(key, 1)
         shown = self._shown[r.key] = _Shown(r, selected, cells, widths, key, meta)
+        self._created.append(shown)
         return shown
 
     def _width(self, value: Text | str) -> int:
@@ -343,6 +351,13 @@ class RunTable(DataTable[Text | str]):
         self._cell_cache.clear()
         self._line_cache_rt.clear()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base_style = self.rich_style  # computed once for the lines drawn now, not once a line
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._base_style = None
+
     def render_line(self, y: int) -> Strip:
         header = self.header_height if self.show_header else 0
         if (
@@ -355,7 +370,7 @@ class RunTable(DataTable[Text | str]):
             return super().render_line(y)  # the header: the DataTable's own (it caches it)
         width = self.size.width
         scroll_x, scroll_y = self.scroll_offset
-        base_style = self.rich_style
+        base_style = self._base_style or self.rich_style
         index = y + scroll_y - header
         if not 0 <= index < len(self._order):
             return Strip.blank(width, base_style)
@@ -440,7 +455,9 @@ class RunTable(DataTable[Text | str]):
                 ),
                 options,
             )
-            segments = self._cell_cache[key] = lines[0]
+            # Neighbours of one style merged (the padding and the text of a plain cell): fewer segments to add
+            # the metadata to; the line is simplified in the end, as the DataTable's is, so it is the same.
+            segments = self._cell_cache[key] = list(Segment.simplify(lines[0]))
         return segments
 
     def action_toggle_select(self) -> None:
