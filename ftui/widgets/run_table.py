@@ -64,17 +64,26 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+_STATE_CELLS: dict[tuple[str, str | None], Text] = {}  # one Text per state shown (never modified: shared)
+
+
+def state_cell(state: str, action: str | None) -> Text:
+    cell = _STATE_CELLS.get((state, action))
+    if cell is None:
+        text = f"{STATE_SYMBOLS.get(state, '?')} {state}"
+        if action and state in ("running", "queued", "waiting"):
+            text += f" {action}"
+        cell = _STATE_CELLS[state, action] = Text(text, style=STATE_STYLES.get(state, ""))
+    return cell
+
+
 def row_cells(row: RunRow, selected: bool) -> dict[str, Text | str]:
-    symbol = STATE_SYMBOLS.get(row.state, "?")
-    state = f"{symbol} {row.state}"
-    if row.action and row.state in ("running", "queued", "waiting"):
-        state += f" {row.action}"
     steps = f"{row.step}/{row.total_steps}" if row.step is not None and row.total_steps else ""
     return {
         "sel": "●" if selected else " ",
         "name": row.key,
         "tasks": row.tasks,
-        "state": Text(state, style=STATE_STYLES.get(row.state, "")),
+        "state": state_cell(row.state, row.action),
         "progress": format_bar(row.fraction),
         "steps": steps,
         "loss": f"{row.loss:.3f}" if row.loss is not None else "",
@@ -250,7 +259,11 @@ class RunTable(DataTable[Text | str]):
         # Keyed by the column names: a ColumnKey hashes and compares equal to its name, so the DataTable finds
         # each cell without 10 ColumnKey objects per row.
         cells = row_cells(r, selected)
-        widths = [self._width(value) for value in cells.values()]
+        known = self._widths.get
+        widths = [
+            known(value if type(value) is str else "\0" + value.plain) or self._width(value)
+            for value in cells.values()
+        ]
         key = shown.key if shown is not None else RowKey(r.key)
         meta = shown.meta if shown is not None else Row(key, 1)
         shown = self._shown[r.key] = _Shown(r, selected, cells, widths, key, meta)
@@ -264,7 +277,11 @@ class RunTable(DataTable[Text | str]):
         width = self._widths.get(cache_key)
         if width is None:
             plain = value if isinstance(value, str) else value.plain
-            if plain.isprintable() and (isinstance(value, Text) or "[" not in plain):
+            if plain.isascii() and plain.isprintable() and (isinstance(value, Text) or "[" not in plain):
+                width = len(
+                    plain
+                )  # what `cell_len` finds for printable ASCII, without its per-character check
+            elif plain.isprintable() and (isinstance(value, Text) or "[" not in plain):
                 width = cell_len(plain)  # one line, no markup: what `measure` finds, without its overhead
             else:
                 width = measure(self.app.console, default_cell_formatter(value, wrap=False, height=1), 1)
