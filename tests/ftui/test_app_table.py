@@ -280,3 +280,37 @@ async def test_keys_filters_and_clicks_move_both_tables_alike() -> None:
         await pilot.click(RunTable, offset=(30, 4))
         await pilot.pause()
         assert app.opened == [bulk.keys[target]]
+
+
+def test_filter_rows_keeps_what_matching_row_by_row_kept() -> None:
+    """The home filter parses its words once per key (ftui/screens/home_screen.py `filter_rows`); it keeps
+    the rows, in order, that the word-by-word match of each row kept."""
+    import fnmatch
+
+    from ftui.screens.home_screen import filter_rows, row_matches
+
+    def matches(row: RunRow, text: str) -> bool:  # the match before issue 18, one row at a time
+        for word in text.lower().split():
+            if any(ch in word for ch in "*?["):
+                if not fnmatch.fnmatchcase(row.key.lower(), word):
+                    return False
+            elif word not in row.search_text:
+                return False
+        return True
+
+    rows = make_rows(300)
+    for text in (
+        "ft2",
+        "FT2-3",
+        "ft2-* running",
+        "*seed-1?",
+        "ft[12]-1/*",
+        "done all",
+        "seed-3 d+co",
+        "zzz",
+        "a",
+    ):
+        kept = filter_rows(rows, text)
+        assert kept == [r for r in rows if matches(r, text)], text
+        assert all(row_matches(r, text) == (r in kept) for r in rows[:50]), text
+    assert 0 < len(filter_rows(rows, "ft2-*")) < len(rows)
