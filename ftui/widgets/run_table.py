@@ -120,9 +120,10 @@ class _Offsets:
         return len(self._table.rows)
 
     def __getitem__(self, y: int) -> tuple[RowKey, int]:
-        if not 0 <= y < len(self._table.rows):
+        key = self._table._row_locations.get_key(y) if 0 <= y < len(self._table.rows) else None
+        if key is None:
             raise IndexError(y)
-        return self._table._row_locations.get_key(y), 0
+        return key, 0
 
     def clear(self) -> None:
         pass
@@ -261,7 +262,7 @@ class RunTable(DataTable[Text | str]):
         cells = row_cells(r, selected)
         known = self._widths.get
         widths = [
-            known(value if type(value) is str else "\0" + value.plain) or self._width(value)
+            known(value if isinstance(value, str) else "\0" + value.plain) or self._width(value)
             for value in cells.values()
         ]
         key = shown.key if shown is not None else RowKey(r.key)

@@ -255,6 +255,7 @@ async def test_keys_filters_and_clicks_move_both_tables_alike() -> None:
         bulk.move_cursor(row=200)
         await pilot.pause()
         key = bulk.current_key
+        assert key is not None
         subset = [r for r in rows if r.state in ("running", "done") or r.key == key]
         bulk.set_rows(subset)
         app.fill_plain(subset, set())
