@@ -449,6 +449,16 @@ class RunTable(DataTable[Text | str]):
         caller); cached per cell value, width and cursor state."""
         key = (_cell_key(value), width, state)
         segments = self._cell_cache.get(key)
+        if segments is None and self._is_plain(value, width):
+            # A one-line cell of printable ASCII, no markup, that fits: Rich draws it as one segment of the
+            # cell's style, the text padded to the width. That style is read from a reference cell ("x")
+            # drawn by Rich in the same state; the test checks the result against Rich for every cell drawn.
+            plain = self._cell_segments("x", 2 * self.cell_padding + 2, state, cursor, hover)
+            if len(plain) == 1 and isinstance(value, str):
+                pad = " " * self.cell_padding
+                text = pad + value.ljust(width - 2 * self.cell_padding) + pad
+                segments = self._cell_cache[key] = [Segment(text, plain[0].style)]
+                return segments
         if segments is None:
             base_style = state[2]
             assert isinstance(base_style, Style)
@@ -477,6 +487,19 @@ class RunTable(DataTable[Text | str]):
             # the metadata to; the line is simplified in the end, as the DataTable's is, so it is the same.
             segments = self._cell_cache[key] = list(Segment.simplify(lines[0]))
         return segments
+
+    def _is_plain(self, value: Text | str, width: int) -> bool:
+        """A str cell Rich draws as one segment: printable ASCII, no markup ("[") or emoji code (":"), shorter
+        than the column (else Rich crops it); not the reference cell itself."""
+        return (
+            isinstance(value, str)
+            and value != "x"
+            and value.isascii()
+            and value.isprintable()
+            and "[" not in value
+            and ":" not in value
+            and 0 < len(value) <= width - 2 * self.cell_padding
+        )
 
     def action_toggle_select(self) -> None:
         key = self.current_key

@@ -315,3 +315,32 @@ def test_filter_rows_keeps_what_matching_row_by_row_kept() -> None:
         assert kept == [r for r in rows if matches(r, text)], text
         assert all(row_matches(r, text) == (r in kept) for r in rows[:50]), text
     assert 0 < len(filter_rows(rows, "ft2-*")) < len(rows)
+
+
+async def test_plain_cells_drawn_without_rich_are_what_rich_draws() -> None:
+    """RunTable draws a plain ASCII cell as one padded segment without Rich: the same segments as Rich's,
+    in every cursor and focus state; cells that are not plain (markup, emoji codes, too long) go to Rich."""
+    app = Tables()
+    async with app.run_test(size=(160, 50)) as pilot:
+        bulk = app.query_one(RunTable)
+        await pilot.pause()
+        values = ["a", "ft2-1/seed-3", "D 400 Co 12%", "0.123", "10/1000", "x y", "a\\b", "12345678"]
+        for focused in (True, False):
+            bulk.focus() if focused else app.set_focus(None)
+            await pilot.pause()
+            base = bulk.rich_style
+            for cursor, hover in ((False, False), (True, False), (False, True), (True, True)):
+                bulk._show_hover_cursor = hover
+                state = (cursor, hover, base, bulk.get_pseudo_class_state(), bulk._style_epoch)
+                for value in values:
+                    width = len(value) + 2 + (len(value) % 3)
+                    assert bulk._is_plain(value, width)
+                    fast = bulk._cell_segments(value, width, state, cursor, hover)
+                    bulk._cell_cache.clear()
+                    bulk._is_plain = lambda value, width: False  # type: ignore[method-assign]
+                    slow = bulk._cell_segments(value, width, state, cursor, hover)
+                    del bulk._is_plain
+                    bulk._cell_cache.clear()
+                    assert fast == slow, (value, focused, cursor, hover)
+        for value, width in (("[b]x[/b]", 12), ("a:smile:", 12), ("too long", 6), ("é", 5)):
+            assert not bulk._is_plain(value, width)
