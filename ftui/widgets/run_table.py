@@ -10,11 +10,12 @@ flush per refresh.
 It also draws its rows itself (`render_line`): the DataTable keys its line and row caches on the cursor's
 position and on a counter bumped by every change, so each key press (cursor moved, page scrolled, filter
 typed) re-composed every row on screen and re-rendered every new cell through Rich (270 ms a key at 5,000
-runs). `RunTable` renders a cell the way the DataTable does (`Styled(Padding(cell))` through the console),
-caches it per cell value, width and cursor state, composes a row's line from its cells with the row's mouse
-metadata added afterwards, and caches the line per row object (rows are immutable and reused when
-unchanged), position, cursor state and width. A key costs the rows on screen that changed; the geometry the
-DataTable computes by summing every row's height (rows here are one line high) is computed in O(1).
+runs). `RunTable` renders a cell the way the DataTable does (`Styled(Padding(cell))` through the console;
+a plain ASCII cell as the one padded segment Rich would give it), caches it per cell value, width and cursor
+state, composes a row's line from its cells with the row's mouse metadata added afterwards, and caches the
+line per row object (rows are immutable and reused when unchanged), position, cursor state and width. A key
+costs the rows on screen that changed; the geometry the DataTable computes by summing every row's height
+(rows here are one line high) is computed in O(1).
 
 The DataTable internals it writes or overrides (`_data`, `rows`, `_row_locations`, `_update_count`, a
 column's `content_width`, `_y_offsets`, `_get_row_region`, ...) are those of Textual 8.2, the pinned version;
