@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,19 @@ REFRESH_S = 1.0  # measured: a full 500-row redraw at 1 Hz costs ~5% CPU; 4 Hz c
 
 def row_matches(row: RunRow, text: str) -> bool:
     """Every word of the filter must match: a glob on the run name, or a substring of name/tasks/state."""
-    haystack = row.search_text
+    return filter_rows([row], text) == [row]
+
+
+def filter_rows(rows: list[RunRow], text: str) -> list[RunRow]:
+    """The rows `row_matches` keeps, in one pass per filter word (the words parsed once, not once per row: a
+    key typed in the filter box at 5,000 runs)."""
     for word in text.lower().split():
         if any(ch in word for ch in "*?["):
-            if not fnmatch.fnmatchcase(row.key.lower(), word):
-                return False
-        elif word not in haystack:
-            return False
-    return True
+            match = re.compile(fnmatch.translate(word)).match
+            rows = [r for r in rows if match(r.key.lower())]
+        else:
+            rows = [r for r in rows if word in r.search_text]
+    return rows
 
 
 class HomeScreen(Screen[None]):
@@ -224,11 +230,7 @@ class HomeScreen(Screen[None]):
     def _show_rows(self, *, counts: bool = True) -> None:
         """Put the rows that pass the filter in the table; `counts=False` when only the filter changed (the
         header counts every run, filtered or not)."""
-        rows = (
-            [r for r in self.all_rows if row_matches(r, self.filter_text)]
-            if self.filter_text
-            else self.all_rows
-        )
+        rows = filter_rows(self.all_rows, self.filter_text) if self.filter_text else self.all_rows
         with self.app.batch_update():
             self.table.set_rows(rows)
             if counts:
