@@ -7,6 +7,7 @@ app (or losing SSH) never touches a running job.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,9 @@ class FtuiApp(App[int]):
             from ftui.app_alerts import watch_queue
 
             self.queue_alerts = watch_queue(self, self.data.store, bell=registry.app.bell)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # the home screen froze its first load (HomeScreen.on_runs_refreshed): collectable now
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
