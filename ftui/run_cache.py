@@ -3,9 +3,10 @@ read only what changed.
 
 At thousands of runs, `ftui list` spent most of its time parsing every `events.jsonl` and `eval.json` again
 (issue 18). `RunFolderCache` gives the `rundir` readers a memory of an earlier process: per file, its key
-(inode, size, mtime_ns) when read, and what reading it gave (the events fold and the byte offset it reached;
-the typed eval.json). A file whose key is unchanged is not opened; a changed one is read again (an
-events.jsonl that grew: only its new bytes), exactly as the app's in-memory readers do between two ticks.
+(inode, size, mtime_ns) when read, and what reading it gave (the events fold, the byte offset it reached and
+the bytes just before it; the typed eval.json). A file whose key is unchanged is not opened; a changed one is
+read again (an events.jsonl that grew: only its new bytes, once the bytes before them are found unchanged:
+ftui/appended.py), exactly as the app's in-memory readers do between two ticks.
 
 The file, `runs/.ftui-cache.json` (`ftui list`, loss history 1; the app's, history 200, is
 `runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, a CRC-32
@@ -45,7 +46,9 @@ from typing import Any, TypeVar
 from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReader, ResultsReader, RunProgress
 
 CACHE_NAME = ".ftui-cache.json"  # `ftui list`'s (loss history 1); other histories: `cache_name`
-FORMAT = 1  # bump when the events fold or EvalResults change meaning without changing their fields
+# Bump when the entries' layout changes, or the events fold or EvalResults change meaning without changing
+# their fields (2: an events entry keeps the bytes before its offset, ftui/appended.py).
+FORMAT = 2
 FINDS = 64  # names looked up in the file's bytes before it is split into lines (`RunFolderCache._line`)
 ROW_PREFIX = "/rows/"  # names of remembered rows: `ROW_PREFIX + run key` (a relative path never starts so)
 RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
@@ -94,16 +97,17 @@ def _key(key: FileKey, racy_ns: int) -> list[int]:
 
 def _encode_progress(tail: EventsTail, racy_ns: int) -> list[Any]:
     p = tail.progress
-    return [_key(tail.key, racy_ns), tail.offset, [getattr(p, name) for name in PROGRESS_FIELDS]]
+    values = [getattr(p, name) for name in PROGRESS_FIELDS]
+    return [_key(tail.key, racy_ns), tail.offset, values, tail.anchor.decode("latin-1")]
 
 
 def _decode_progress(entry: Any) -> EventsTail:
-    key, offset, values = entry
+    key, offset, values, anchor = entry
     d = dict(zip(PROGRESS_FIELDS, values, strict=True))
     d["losses"] = tuple(d["losses"])
     d["step_times"] = tuple(map(tuple, d["step_times"]))
     ino, size, mtime_ns = key
-    return EventsTail((ino, size, mtime_ns), offset, _new(RunProgress, d))
+    return EventsTail((ino, size, mtime_ns), offset, _new(RunProgress, d), anchor.encode("latin-1"))
 
 
 def _encode_results(entry: tuple[FileKey, EvalResults | None], racy_ns: int) -> list[Any]:
@@ -222,7 +226,7 @@ class RunFolderCache:
         if tail is None:
             return None
         if tail.key[2] >= self._racy_ns:  # read on from the offset: the key alone may not show a change
-            tail = EventsTail((tail.key[0], -1, -1), tail.offset, tail.progress)
+            tail = EventsTail((tail.key[0], -1, -1), tail.offset, tail.progress, tail.anchor)
         self._recalled[path] = tail
         return tail
 

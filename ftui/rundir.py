@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftui.appended import next_anchor, read_on
+
 # The files of a run directory (the engine writes them; docs/run-directory.md). Spelled here only.
 CONFIG = "config.toml"
 EVENTS = "events.jsonl"
@@ -190,6 +192,7 @@ class EventsTail:
     key: FileKey
     offset: int
     progress: RunProgress = field(default_factory=RunProgress)
+    anchor: bytes = b""  # the last bytes before `offset` (ftui/appended.py): still there, or read from 0
 
 
 RecallTail = Callable[[str], EventsTail | None]
@@ -240,20 +243,26 @@ class ProgressReader:
         offset = tail.offset
         try:
             with open(path, "rb") as f:
+                chunk = read_on(f, offset, tail.anchor) if offset else None
+                if chunk is None and offset:  # rewritten in place, not appended to: start over
+                    tail = EventsTail(key, 0)
+                    offset = 0
                 if offset == 0 and key[1] > COLD_READ_LIMIT:
                     # First look at a long history: the latest attempt's state lies in its tail.
                     offset = key[1] - COLD_TAIL
                     f.seek(offset)
                     skipped = len(f.readline())  # a partial line
                     offset += skipped
-                else:
-                    f.seek(offset)
-                chunk = f.read()
+                    chunk = f.read()
+                elif offset == 0:
+                    f.seek(0)
+                    chunk = f.read()
         except OSError:
             return tail
+        assert chunk is not None
         end = chunk.rfind(b"\n")
         if end < 0:  # nothing complete yet; re-read these bytes next time the file changes
-            return EventsTail(key, offset, tail.progress)
+            return EventsTail(key, offset, tail.progress, tail.anchor)
         lines = chunk[:end].split(b"\n")
         # Only the last `history` step lines can show (recent losses), and the last RATE_INTERVALS + 1 (the
         # rate of the ETA): skip parsing older ones.
@@ -272,7 +281,7 @@ class ProgressReader:
                 _fold(d, ev)
             else:
                 d["corrupt_lines"] += 1
-        return EventsTail(key, offset + end + 1, RunProgress(**d))
+        return EventsTail(key, offset + end + 1, RunProgress(**d), next_anchor(tail.anchor, chunk[: end + 1]))
 
 
 @dataclass(frozen=True)

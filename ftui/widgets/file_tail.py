@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ftui.appended import next_anchor, read_on
 from ftui.safe_text import display_lines, display_partial, last_carriage_part
 
 # One read never hands back more than this many bytes, so a 1 GB log opened late cannot stall a worker for
@@ -20,7 +21,8 @@ MAX_READ_BYTES = 4 * 1024 * 1024
 class FileTail:
     """Hands on complete lines appended to `path` since the last call; a partial last line waits.
 
-    A file that shrinks (rotated or restarted with `--restart`) is read again from the start.
+    A file that shrinks (rotated or restarted with `--restart`), is replaced or is rewritten in place is read
+    again from the start.
     """
 
     def __init__(self, path: Path, *, start_at_end_bytes: int | None = None) -> None:
@@ -32,6 +34,10 @@ class FileTail:
         self._start_at_end_bytes = start_at_end_bytes
         self._skip_to_newline = False  # inside the line cut by that skip: drop it when its end arrives
         self._size_seen = -1
+        self._anchor = b""  # the last bytes read (ftui/appended.py): a file rewritten in place is read again
+
+    def _restart(self) -> None:
+        self._offset, self._partial, self._skip_to_newline, self._anchor = 0, b"", False, b""
 
     @property
     def offset(self) -> int:
@@ -53,7 +59,7 @@ class FileTail:
         except OSError:
             return None
         if self._inode is not None and (st.st_ino != self._inode or st.st_size < self._offset):
-            self._offset, self._partial, self._skip_to_newline = 0, b"", False
+            self._restart()
         first_read = self._inode is None
         self._inode = st.st_ino
         self._size_seen = st.st_size
@@ -64,11 +70,16 @@ class FileTail:
             self._skip_to_newline = True
         try:
             with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read(MAX_READ_BYTES)
+                chunk = read_on(handle, self._offset, self._anchor, MAX_READ_BYTES) if self._anchor else None
+                if chunk is None:
+                    if self._anchor:  # rewritten in place (`cp` over it), not appended to: from the start
+                        self._restart()
+                    handle.seek(self._offset)
+                    chunk = handle.read(MAX_READ_BYTES)
         except OSError:
             return None
         self._offset += len(chunk)
+        self._anchor = next_anchor(self._anchor, chunk)
         data = self._partial + chunk
         # Only complete lines go on: a writer may be in the middle of one.
         cut = data.rfind(b"\n")

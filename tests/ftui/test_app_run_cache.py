@@ -14,7 +14,7 @@ import pytest
 from ftui.app_data import AppData
 from ftui.cli import main
 from ftui.registry import load_registry
-from ftui.run_cache import CACHE_NAME, RunFolderCache, cache_name
+from ftui.run_cache import CACHE_NAME, FORMAT, RunFolderCache, cache_name
 from ftui.rundir import EVENTS, MAX_LOSSES, RESULTS
 from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval, write_events
 from tests.ftui.test_run_cache import age_files, rewrite_same_key
@@ -152,7 +152,7 @@ def test_a_file_older_than_its_read_is_trusted(tmp_path: Path, monkeypatch: pyte
     [
         lambda b: b[:-40] + b"X" + b[-39:],  # one byte of the body
         lambda b: b"not json\n" + b.partition(b"\n")[2],  # the header
-        lambda b: b.replace(b'"format": 1', b'"format": 999', 1),  # a newer ftui's
+        lambda b: b.replace(b'"format": %d' % FORMAT, b'"format": 999', 1),  # a newer ftui's
         lambda b: b.replace(b'"history": 200', b'"history": 1', 1),  # another loss history
         lambda b: b.replace(b'"racy": "entry", ', b"", 1),  # an older ftui's (racy files not marked)
         lambda b: b[: len(b) // 2],  # torn

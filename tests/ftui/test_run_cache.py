@@ -12,9 +12,18 @@ import pytest
 
 from ftui.cli import main
 from ftui.queue.store import Store
-from ftui.run_cache import CACHE_NAME, PROGRESS_FIELDS, RunFolderCache
-from ftui.rundir import EVENTS, RESULTS
-from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval, write_events
+from ftui.run_cache import CACHE_NAME, FORMAT, PROGRESS_FIELDS, RunFolderCache
+from ftui.rundir import EVENTS, FINAL_CHECKPOINT, RESULTS, ProgressReader
+from ftui.widgets.file_tail import FileTail
+from tests.ftui.app_fixtures import (
+    BASE_METRICS,
+    build_states,
+    make_study,
+    train_events,
+    write_eval,
+    write_events,
+    write_final,
+)
 
 NOW = 1_000_000_100.0  # a fixed clock: the running run's ETA counts down from its last step
 
@@ -123,12 +132,83 @@ def test_files_written_just_before_the_cache_are_parsed_again(
     assert after["base"]["result"] != before["base"]["result"]
 
 
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """What `cp OTHER path` does: truncate the file and write new bytes into the same inode (a file removed
+    and created again often gets the same inode number back too: ext4 reuses them at once)."""
+    ino = path.stat().st_ino
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(data)
+    assert path.stat().st_ino == ino
+
+
+def other_run_events(steps: int) -> bytes:
+    """Another run's history (other times and losses), longer than the one it replaces."""
+    events = train_events(steps, steps, t0=1_500_000_000.0)
+    for e in events:
+        if "loss" in e:
+            e["loss"] = float(e["loss"]) + 0.5  # type: ignore[arg-type]
+    return "".join(json.dumps(e) + "\n" for e in events).encode()
+
+
+def test_an_events_file_overwritten_in_place_is_read_from_its_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reported: after `cp runs/pt1/events.jsonl runs/ft1-2/events.jsonl` (same inode, more bytes) `ftui list`
+    kept showing ft1-2 as trained on its parent's weights (truth: stale, its history now says it started
+    from other weights): the cache read on from its old offset into another file's bytes, missing the start
+    event. The bytes before the offset are checked (ftui/appended.py)."""
+    study = make_study(tmp_path / "study")  # no queue: the states come from the folders
+    runs = study.parent / "runs"
+
+    def final(t: float, digest: str) -> dict[str, object]:
+        return {"t": t, "event": "checkpoint", "path": FINAL_CHECKPOINT, "digest": digest}
+
+    for key, start in (("base", {}), ("single-1", {"parent": {"digest": "a" * 64}})):
+        write_events(
+            runs / key,
+            [{"t": NOW - 50, "event": "start", "action": "train", **start}, final(NOW - 40, "a" * 64)],
+        )
+        write_final(runs / key)
+    age_files(runs)
+    before = {r["key"]: r for r in json.loads(listing(study, capsys, monkeypatch))["runs"]}
+    assert before["single-1"]["state"] == "trained" and before["single-1"]["stale"] == ""
+    events = runs / "single-1" / EVENTS
+    history = [{"t": NOW - 30, "event": "start", "action": "train", "parent": {"digest": "b" * 64}}]
+    history += [{"t": NOW - 30 + i, "event": "step", "step": i, "total_steps": 30} for i in range(1, 31)]
+    history += [final(NOW - 1, "c" * 64)]
+    overwrite_in_place(events, "".join(json.dumps(e) + "\n" for e in history).encode())
+    age_files(runs)
+    cached = listing(study, capsys, monkeypatch)
+    (runs / CACHE_NAME).unlink()
+    assert cached == listing(study, capsys, monkeypatch)
+    after = {r["key"]: r for r in json.loads(cached)["runs"]}["single-1"]
+    assert after["state"] == "stale" and after["step"] == 30
+
+
+def test_the_readers_of_appended_bytes_notice_an_in_place_rewrite(tmp_path: Path) -> None:
+    """The same fault in one process (the app's events reader and its log view): a file rewritten in place
+    that grew past the offset between two reads is read again from its start."""
+    run = tmp_path / "run"
+    write_events(run, train_events(4, 8))
+    reader = ProgressReader()
+    log = run / "train.log"
+    log.write_bytes(b"".join(b"old line %d\n" % i for i in range(5)))
+    tail = FileTail(log)
+    assert (p := reader.progress(run)) is not None and p.step == 4
+    assert tail.read_lines() == [f"old line {i}" for i in range(5)]
+    overwrite_in_place(run / EVENTS, other_run_events(30))
+    overwrite_in_place(log, b"".join(b"new line %d\n" % i for i in range(40)))
+    assert reader.progress(run) == ProgressReader().progress(run)
+    assert tail.read_lines() == [f"new line {i}" for i in range(40)]
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         lambda b: b[:-40] + b"X" + b[-39:],  # one byte of the body
         lambda b: b"not json\n" + b.partition(b"\n")[2],  # the header
-        lambda b: b.replace(b'"format": 1', b'"format": 999', 1),  # a newer ftui's
+        lambda b: b.replace(b'"format": %d' % FORMAT, b'"format": 999', 1),  # a newer ftui's
         lambda b: b.replace(b'"history": 1', b'"history": 200', 1),  # another loss history
         lambda b: b[: len(b) // 2],  # torn
         lambda b: b"",
@@ -144,7 +224,7 @@ def test_a_damaged_or_foreign_cache_is_ignored(
     cache.write_bytes(damage(cache.read_bytes()))  # type: ignore[operator]
     out = listing(study, capsys, monkeypatch)
     assert out != fresh and '"loss": 9.9' in out  # every file read again
-    assert json.loads(cache.read_bytes().partition(b"\n")[0])["format"] == 1  # and a good cache written
+    assert json.loads(cache.read_bytes().partition(b"\n")[0])["format"] == FORMAT  # and a good cache written
 
 
 def test_a_cache_that_cannot_be_written_changes_nothing(
