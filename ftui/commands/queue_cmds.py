@@ -299,7 +299,7 @@ def _list(args: argparse.Namespace) -> int:
 
     from ftui.queue.heartbeat import worker_status
     from ftui.queue_eta import estimate_queue
-    from ftui.run_cache import RunFolderCache
+    from ftui.run_cache import RunFolderCache, few_runs
     from ftui.state_display import state_counts
     from ftui.status import json_rows, rows_from
 
@@ -309,8 +309,9 @@ def _list(args: argparse.Namespace) -> int:
     # Every run of the registry: one query of the whole queue (cheaper than thousands of keys in SQL).
     listed = [r.key for r in runs] if args.patterns else None
     jobs, per_state = store.listing_jobs(listed)
-    # One look, no loss history needed; what the run folders said last time, re-read where they changed.
-    cache = RunFolderCache(store.runs_dir, history=1)
+    # One look, no loss history needed; what the run folders said last time, re-read where they changed
+    # (a few runs chosen by pattern: their files only, `ftui list RUN` in a sweep of thousands).
+    cache = RunFolderCache(store.runs_dir, history=1, use_file=not (args.patterns and few_runs(len(runs))))
     now = time.time()
     if args.json:  # each run's line too, remembered by the cache while the run does not change
         lines = json_rows(registry, store.runs_dir, runs, jobs, cache, now)

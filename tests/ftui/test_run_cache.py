@@ -295,3 +295,19 @@ def test_browsing_only_writes_no_cache(
     assert main(["--registry", str(study), "list"]) == 0
     assert not (runs / CACHE_NAME).exists()
     capsys.readouterr()
+
+
+def test_a_listing_of_a_few_runs_reads_their_files_not_the_cache(
+    study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ftui list RUN` in a sweep of thousands: two files cost less than the cache of all runs (issue 18)."""
+    runs = study.parent / "runs"
+    everything = {r["key"]: r for r in json.loads(listing(study, capsys, monkeypatch))["runs"]}
+    (runs / CACHE_NAME).unlink()
+    monkeypatch.setattr(time, "time", lambda: NOW)
+    assert main(["--registry", str(study), "list", "--json", "single-*", "base"]) == 0
+    monkeypatch.undo()
+    few = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["key"] for r in few] == ["base", "single-1", "single-2", "single-3"]  # the registry's order
+    assert few == [everything[r["key"]] for r in few]
+    assert not (runs / CACHE_NAME).exists()
