@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def _fsync_dir(folder: Path) -> None:
 def create_temp(folder: Path, name: str) -> tuple[int, str]:
     """A new, empty temporary file beside `name` in `folder`: (descriptor, path); 0666 minus the umask."""
     for _ in range(100):
-        tmp_name = str(folder / f".{name}.{secrets.token_hex(4)}.tmp")
+        tmp_name = str(folder / f".{name}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp_name
         except FileExistsError:
