@@ -17,7 +17,6 @@ other; it is a rough figure meant to say "minutes or days", and says so ("about"
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,7 +79,7 @@ def estimate_queue(
                 spent = max(0.0, job.finished - job.started)
                 durations.setdefault((group, job.action), []).append(spent)
                 durations.setdefault((f"kind:{kind}", job.action), []).append(spent)
-    medians = {key: statistics.median(values) for key, values in durations.items()}
+    medians = {key: _median(values) for key, values in durations.items()}
     basis = sum(len(v) for k, v in durations.items() if not k[0].startswith("kind:"))
 
     def expected(row: RunStatus, job: Job) -> float | None:
@@ -123,3 +122,11 @@ def _left(row: RunStatus, job: Job, expected: float | None, now: float) -> float
     if expected is not None:
         return max(0.0, expected - (elapsed or 0.0))
     return None
+
+
+def _median(values: list[float]) -> float:
+    """`statistics.median`, without importing `statistics` (with `random` and `fractions`: some ms of every
+    `ftui list`)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

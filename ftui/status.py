@@ -161,7 +161,7 @@ def rows_from(
     for job in jobs:
         jobs_by_key.setdefault(job.run_key, []).append(job)
     rows = []
-    stale = StaleRuns(runs_dir, registry.all_runs(), progress, results)
+    stale = StaleRuns(runs_dir, _with_ancestors(registry, runs), progress, results)
     for run in runs:
         run_dir = os.path.join(runs_dir, run.rel_dir)
         run_jobs = jobs_by_key.get(run.key, [])
@@ -175,6 +175,28 @@ def rows_from(
         why = stale.check(run.key) if state in ("done", "trained") else None
         rows.append(replace(row, state="stale", stale=why.reason) if why is not None else row)
     return with_gpu_usage(rows)  # gpu_memory_mib, gpu_util_percent of running jobs (NVML; None without it)
+
+
+def _with_ancestors(registry: Registry, runs: Sequence[Run]) -> list[Run]:
+    """`runs` and every run they descend from: what the staleness rule reads of the registry, without
+    expanding its thousands of runs for `ftui list ONE-RUN`. A parent the registry does not know is left out
+    (the rule then judges the child by itself)."""
+    from ftui.registry import RegistryError
+
+    found = {run.key: run for run in runs}
+    todo = [run.parent_key for run in runs if run.parent_key is not None]
+    while todo:
+        key = todo.pop()
+        if key in found:
+            continue
+        try:
+            parent = registry.run(key)
+        except RegistryError:
+            continue
+        found[key] = parent
+        if parent.parent_key is not None:
+            todo.append(parent.parent_key)
+    return list(found.values())
 
 
 @dataclass(frozen=True)

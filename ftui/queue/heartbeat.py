@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +33,12 @@ NOT_RESPONDING_S = 10.0  # longer than any pass of a healthy local worker (a loc
 # and the worker beats between the parts of a pass. Killing a healthy worker loses nothing (its engines run
 # on and the new worker adopts them), but the threshold keeps it rare.
 STUCK_S = 120.0
+
+
+def _hostname() -> str:
+    """This machine's name, as `socket.gethostname()` gives it (on Linux both read uname's nodename): the
+    socket module costs `ftui list` some milliseconds of start-up."""
+    return os.uname().nodename
 
 
 def stuck_after_s() -> float:
@@ -84,16 +89,14 @@ class Beat:
     state: str  # "starting", "idle", "2 jobs running", "waiting for the database", "stopping"
 
     def age_s(self) -> float:
-        if self.host == socket.gethostname():
+        if self.host == _hostname():
             return max(0.0, time.monotonic() - self.mono)
         return max(0.0, time.time() - self.t)
 
 
 def new_beat(started: float, state: str) -> Beat:
     pid = os.getpid()
-    return Beat(
-        pid, procs.start_ticks(pid), socket.gethostname(), started, time.time(), time.monotonic(), state
-    )
+    return Beat(pid, procs.start_ticks(pid), _hostname(), started, time.time(), time.monotonic(), state)
 
 
 def write_beat(runs_dir: Path, beat: Beat) -> None:
@@ -142,7 +145,7 @@ class WorkerStatus:
 
     @property
     def local(self) -> bool:
-        return self.host is None or self.host == socket.gethostname()
+        return self.host is None or self.host == _hostname()
 
     @property
     def stuck(self) -> bool:

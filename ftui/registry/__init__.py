@@ -63,6 +63,7 @@ __all__ = [
     "write_run_config",
 ]
 
+GLOB_CHARS = frozenset("*?[")  # fnmatch's special characters: a pattern without them matches by equality
 DATA_DIR = ".data"  # shared data cache under the runs folder (docs/run-directory.md)
 
 
@@ -105,9 +106,13 @@ class Registry:
         A pattern that matches nothing is an error naming it (with close names), so a typo never silently
         selects nothing.
         """
-        runs = self.all_runs()
         if not patterns:
-            return runs
+            return self.all_runs()
+        if "_runs_by_key" not in self.__dict__ and not any(GLOB_CHARS.intersection(p) for p in patterns):
+            picked = self._named_runs(patterns)  # `ftui list ft2-3`: no expansion of thousands of runs
+            if picked is not None:
+                return picked
+        runs = self.all_runs()
         chosen: set[str] = set()  # run keys (`r not in a list` made `ft*` quadratic in thousands of runs)
         unmatched: list[str] = []
         for pattern in patterns:
@@ -125,6 +130,10 @@ class Registry:
 
     def run(self, key: str) -> Run:
         """The run with this key; an experiment name is accepted when the experiment has one seed."""
+        if "_runs_by_key" not in self.__dict__:  # one run looked up: no expansion of thousands of runs
+            found = self._named_runs([key], by_family=False)
+            if found is not None and len(found) == 1 and found[0].key == key:
+                return found[0]
         if key in self._runs_by_key:
             return self._runs_by_key[key]
         runs = self.all_runs()
@@ -220,6 +229,24 @@ class Registry:
             parent = self._experiments_by_name[exp.parent]
             parent_key = run_key(parent.name, seed, parent.seeds)
         return Run(exp, seed, key, key, parent_key)
+
+    def _named_runs(self, names: Sequence[str], by_family: bool = True) -> list[Run] | None:
+        """`runs(names)` for patterns without glob characters (a literal pattern matches by equality), in
+        the registry's order, built without expanding every experiment's seeds; None when a name matches
+        nothing (the caller's slow path names it in its error)."""
+        picked: set[tuple[int, int]] = set()  # (experiment index, seed index)
+        for name in names:
+            hits: set[tuple[int, int]] = set()
+            for e, exp in enumerate(self.experiments):
+                if exp.name == name or (by_family and exp.family == name):
+                    hits.update((e, s) for s in range(len(exp.seeds)))
+                elif len(exp.seeds) > 1 and name.startswith(f"{exp.name}/seed-"):
+                    seed = name[len(exp.name) + len("/seed-") :]
+                    hits.update((e, s) for s, value in enumerate(exp.seeds) if str(value) == seed)
+            if not hits:
+                return None
+            picked |= hits
+        return [self._make_run(self.experiments[e], self.experiments[e].seeds[s]) for e, s in sorted(picked)]
 
     def _error(self, message: str, word: str | None = None, names: Sequence[str] = ()) -> RegistryError:
         if word is not None and names:

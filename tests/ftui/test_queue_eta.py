@@ -107,3 +107,15 @@ def test_jobs_without_a_basis_make_the_estimate_a_lower_bound() -> None:
     estimate = estimate_queue(rows, KINDS, NOW)
     assert (estimate.seconds, estimate.unestimated) == (660.0, 1)
     assert estimate.text() == "queue empty in more than 11m00s (1 job of a kind not measured yet)"
+
+
+def test_the_median_is_the_statistics_modules() -> None:
+    import random
+    import statistics
+
+    from ftui.queue_eta import _median
+
+    rng = random.Random(0)
+    for n in (1, 2, 3, 4, 7, 10):
+        values = [rng.uniform(0, 1000) for _ in range(n)]
+        assert _median(values) == statistics.median(values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -186,6 +187,41 @@ def test_several_seeds_give_seed_folders(tmp_path: Path) -> None:
     )
     with pytest.raises(RegistryError, match="several seeds"):
         registry.run("pair-1")
+
+
+def test_a_run_named_without_globs_is_found_without_expanding_every_run(tmp_path: Path) -> None:
+    """`ftui list pair-1/seed-8` in a sweep of thousands builds the runs it names, not every run (issue 18);
+    what it returns is what the glob matching returns, in the registry's order."""
+    path = tmp_path / "study.toml"
+    path.write_text(MINI.read_text().replace("seeds = [7]", "seeds = [7, 8, 10]"))
+    cases = [
+        ["pair-1/seed-8"],
+        ["pair-1/seed-8", "base/seed-10", "pair-1/seed-8"],
+        ["pair", "single-2/seed-7"],
+        ["base"],
+        ["pair-1/seed-9"],
+        ["pair-1/seed-8", "nothing"],
+    ]
+    for patterns in cases:
+        named, globbed = load_registry(path), load_registry(path)
+        globbed.all_runs()  # expanded first: `runs()` takes the glob path
+        try:
+            expected = [r.key for r in globbed.runs(patterns)]
+        except RegistryError as error:
+            with pytest.raises(RegistryError, match=re.escape(str(error))):
+                named.runs(patterns)
+            continue
+        assert [r.key for r in named.runs(patterns)] == expected, patterns
+        assert named.runs(patterns) == globbed.runs(patterns)
+        assert "_runs_by_key" not in named.__dict__, patterns  # not expanded
+    registry = load_registry(path)
+    everything = {r.key: r for r in load_registry(path).all_runs()}
+    assert registry.run("pair-2/seed-10") == everything["pair-2/seed-10"]
+    assert "_runs_by_key" not in registry.__dict__
+    with pytest.raises(RegistryError, match="several seeds"):
+        registry.run("pair-2")
+    with pytest.raises(RegistryError, match="unknown run 'pair-2/seed-9'"):
+        registry.run("pair-2/seed-9")
 
 
 def test_family_seeds_must_have_parent_runs(tmp_path: Path) -> None:

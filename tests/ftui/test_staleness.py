@@ -132,3 +132,22 @@ def test_each_run_is_read_once_per_pass(tmp_path: Path) -> None:
 def test_dependency_order_puts_ancestors_first() -> None:
     assert dependency_order(["ftft", "other", "ft", "pt"], RUNS) == ["pt", "other", "ft", "ftft"]
     assert dependency_order(["ftft", "unknown"], RUNS) == ["unknown", "ftft"]
+
+
+def test_a_child_listed_by_name_is_judged_against_its_parent(tmp_path: Path) -> None:
+    """`ftui list pair-1` reads only the runs named and their ancestors (not the registry's thousands), and
+    still sees that the parent was trained again since."""
+    from ftui.queue.store import Store
+    from ftui.registry import load_registry
+    from ftui.status import list_rows
+    from tests.conftest import REPO_ROOT
+
+    registry = load_registry(REPO_ROOT / "tests" / "data" / "mini_study.toml")
+    runs_dir = tmp_path / "runs"
+    train(runs_dir / "base", "p1")
+    train(runs_dir / "pair-1", "f1", parent="p1")
+    train(runs_dir / "base", "p2")
+    rows = list_rows(registry, Store(runs_dir), registry.runs(["pair-1"]))
+    assert [(row.key, row.state) for row in rows] == [("pair-1", "stale")]
+    assert "parent base was trained again" in (rows[0].stale or "")
+    assert "_runs_by_key" not in registry.__dict__  # the registry's runs were not all built

@@ -243,3 +243,11 @@ async def test_the_home_screen_shows_the_worker_heartbeat(tmp_path: Path) -> Non
             assert await shown() == "no worker"
     finally:
         stop_worker(runs)
+
+
+def test_the_beat_names_the_host_as_socket_does() -> None:
+    import socket
+
+    from ftui.queue.heartbeat import _hostname
+
+    assert _hostname() == socket.gethostname()
