@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,6 +123,8 @@ def wrapped(text: str, width: int | None) -> list[str]:
     """A summary line broken at spaces to fit `width` (None: one line)."""
     if width is None or cell_len(text) <= width:
         return [text]
+    import textwrap  # (here: only a summary too wide for the terminal needs it)
+
     return textwrap.wrap(text, width, break_on_hyphens=False, subsequent_indent="  ") or [text]
 
 

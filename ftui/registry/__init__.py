@@ -11,7 +11,6 @@ schema (docs/run-directory.md); the file format of experiments.toml is documente
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -19,8 +18,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from ftui.atomic import atomic_write_text
 from ftui.registry.parse import parse_registry
@@ -254,6 +251,8 @@ class Registry:
         return RegistryError([Problem(str(self.path), None, None, None, message)])
 
     def _no_match(self, pattern: str, names: Sequence[str]) -> str:
+        import difflib  # (here: an error's hint; the import costs every command's start-up)
+
         close = difflib.get_close_matches(pattern, list(dict.fromkeys(names)), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"pattern {pattern!r} matches no experiment, run or family{hint}"
@@ -313,6 +312,8 @@ def render_config(config: Mapping[str, Any], registry: Registry, profile: str) -
         f"# Resolved by ftui from {registry.path.name} (profile {profile!r}). Edit the registry and run\n"
         "# `ftui prepare` again rather than this file; `python -m engine train <this folder>` runs it.\n\n"
     )
+    import tomli_w
+
     return header + tomli_w.dumps(dict(config))
 
 

@@ -7,7 +7,6 @@ entity (experiment, family, profile...), the field and what is allowed.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,6 +74,8 @@ def did_you_mean(word: str, allowed: Iterable[str]) -> str:
         if len(choices) <= 16
         else ", ".join(choices[:8]) + f", ... ({len(choices)} in all)"
     )
+    import difflib  # (here: only a bad registry pays for it)
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f" (allowed: {shown}{hint})"
