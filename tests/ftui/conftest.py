@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.data.make_eval_fixtures import make_fixtures
-from tests.ftui.app_fixtures import build_states, make_study
+from tests.ftui.app_fixtures import age_files, build_states, make_study
 
 
 @pytest.fixture
@@ -16,6 +16,14 @@ def states_study(tmp_path: Path) -> Path:
     registry = make_study(tmp_path)
     build_states(registry)
     return registry
+
+
+@pytest.fixture
+def aged_states_study(states_study: Path) -> Path:
+    """`states_study` with its run files dated a minute ago: not racy for the persisted cache
+    (ftui/run_cache.py), so what a listing reads of them is remembered."""
+    age_files(states_study.parent / "runs")
+    return states_study
 
 
 @pytest.fixture

@@ -16,19 +16,15 @@ from ftui.cli import main
 from ftui.registry import load_registry
 from ftui.run_cache import CACHE_NAME, FORMAT, RunFolderCache, cache_name
 from ftui.rundir import EVENTS, MAX_LOSSES, RESULTS
-from tests.ftui.app_fixtures import BASE_METRICS, build_states, make_study, write_eval, write_events
-from tests.ftui.test_run_cache import age_files, rewrite_same_key
+from tests.ftui.app_fixtures import BASE_METRICS, age_files, write_eval, write_events
+from tests.ftui.test_run_cache import rewrite_same_key
 
 APP_CACHE = cache_name(MAX_LOSSES)
 
 
 @pytest.fixture
-def study(tmp_path: Path) -> Path:
-    """The mini study in every queue state; its run files dated a minute ago (not racy for the cache)."""
-    registry = make_study(tmp_path / "study")
-    build_states(registry)
-    age_files(registry.parent / "runs")
-    return registry
+def study(aged_states_study: Path) -> Path:
+    return aged_states_study
 
 
 def app_rows(registry: Path, read_only: bool = False) -> dict[str, object]:

@@ -15,16 +15,13 @@ import ftui.status
 from ftui.queue.store import Store
 from ftui.run_cache import CACHE_NAME, ROW_PREFIX
 from ftui.rundir import EVENTS, FINAL_CHECKPOINT
-from tests.ftui.app_fixtures import build_states, make_study, write_events
-from tests.ftui.test_run_cache import NOW, age_files, listing, rewrite_same_key
+from tests.ftui.app_fixtures import age_files, make_study, write_events
+from tests.ftui.test_run_cache import NOW, listing, rewrite_same_key
 
 
 @pytest.fixture
-def study(tmp_path: Path) -> Path:
-    registry = make_study(tmp_path / "study")
-    build_states(registry)
-    age_files(registry.parent / "runs")
-    return registry
+def study(aged_states_study: Path) -> Path:
+    return aged_states_study
 
 
 def remembered(registry: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ from ftui.rundir import EVENTS, FINAL_CHECKPOINT, RESULTS, ProgressReader
 from ftui.widgets.file_tail import FileTail
 from tests.ftui.app_fixtures import (
     BASE_METRICS,
-    build_states,
+    age_files,
     make_study,
     train_events,
     write_eval,
@@ -29,19 +29,8 @@ NOW = 1_000_000_100.0  # a fixed clock: the running run's ETA counts down from i
 
 
 @pytest.fixture
-def study(tmp_path: Path) -> Path:
-    """The mini study in every queue state; its run files dated a minute ago (not racy for the cache)."""
-    registry = make_study(tmp_path / "study")
-    build_states(registry)
-    age_files(registry.parent / "runs")
-    return registry
-
-
-def age_files(runs: Path, seconds: float = 60.0) -> None:
-    past = time.time_ns() - int(seconds * 1e9)
-    for path in runs.rglob("*"):
-        if path.is_file():
-            os.utime(path, ns=(past, past))
+def study(aged_states_study: Path) -> Path:
+    return aged_states_study
 
 
 def listing(registry: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
