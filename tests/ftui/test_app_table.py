@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from ftui.app_data import RunRow
@@ -104,15 +105,23 @@ def layout(table: DataTable[Any]) -> tuple[list[int], Any, int]:
     return [c.content_width for c in table.ordered_columns], table.virtual_size, table.row_count
 
 
+async def both_filled(
+    app: Tables, pilot: Pilot[Any], n: int
+) -> tuple[RunTable, DataTable[Any], list[RunRow]]:
+    """The RunTable, and a DataTable filled the normal way (`add_row`), both holding the same `n` rows."""
+    bulk = app.query_one(RunTable)
+    plain = app.query_one("#plain", DataTable)
+    rows = make_rows(n)
+    bulk.set_rows(rows)
+    app.fill_plain(rows, set())
+    await pilot.pause()
+    return bulk, plain, rows
+
+
 async def test_bulk_fill_draws_what_add_row_draws() -> None:
     app = Tables()
     async with app.run_test(size=(160, 50)) as pilot:
-        bulk = app.query_one(RunTable)
-        plain = app.query_one("#plain", DataTable)
-        rows = make_rows(300)
-        bulk.set_rows(rows)
-        app.fill_plain(rows, set())
-        await pilot.pause()
+        bulk, plain, rows = await both_filled(app, pilot, 300)
         assert layout(bulk) == layout(plain)
         assert drawn(bulk) == drawn(plain)
         assert bulk.get_row_at(123) == plain.get_row_at(123)
@@ -205,12 +214,7 @@ async def test_strips_match_the_datatable_with_cursor_hover_and_scroll() -> None
 async def test_strips_match_when_scrolled_sideways() -> None:
     app = Tables()
     async with app.run_test(size=(60, 50)) as pilot:  # narrower than the table: it scrolls sideways
-        bulk = app.query_one(RunTable)
-        plain = app.query_one("#plain", DataTable)
-        rows = make_rows(40)
-        bulk.set_rows(rows)
-        app.fill_plain(rows, set())
-        await pilot.pause()
+        bulk, plain, rows = await both_filled(app, pilot, 40)
         for table in (bulk, plain):
             table.scroll_to(x=17, animate=False)
         await pilot.pause()
@@ -223,12 +227,7 @@ async def test_keys_filters_and_clicks_move_both_tables_alike() -> None:
     DataTable leaves them, and the tables draw the same lines."""
     app = Tables()
     async with app.run_test(size=(160, 50)) as pilot:
-        bulk = app.query_one(RunTable)
-        plain = app.query_one("#plain", DataTable)
-        rows = make_rows(400)
-        bulk.set_rows(rows)
-        app.fill_plain(rows, set())
-        await pilot.pause()
+        bulk, plain, rows = await both_filled(app, pilot, 400)
 
         async def press(*keys: str) -> None:
             for table in (bulk, plain):
