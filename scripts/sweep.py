@@ -7,7 +7,8 @@
 It uses only the ftui command line (`ftui launch`, then `ftui list --json` every few seconds), exactly as a
 user would over SSH. The archive holds, per run, `eval.json`, `config.toml` and the last lines of
 `events.jsonl` (no checkpoints), plus `RESULTS.json` (what ran, where, when, from which commit, how long).
-Unpacked, it is a runs folder: `ftui --runs DIR` opens it read-only; `ftui heatmap/predict --runs DIR` work.
+Unpacked, it is a runs folder: `ftui --runs DIR` opens it read-only; `ftui heatmap/predict --runs DIR` work
+(with the registry that made it: from the repository root, or with `--registry`).
 Exit 0 when every run finished, 1 when some failed or the time limit passed (the archive is written anyway).
 """
 
