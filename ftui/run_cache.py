@@ -52,7 +52,10 @@ FORMAT = 2
 # Names looked up in the file's bytes before it is split into lines (`RunFolderCache._line`): one search of
 # 12 MB (5,000 runs) costs ~2 ms, the split ~25 ms, so a listing of thousands splits almost at once.
 FINDS = 4
-ROW_PREFIX = "/rows/"  # names of remembered rows: `ROW_PREFIX + run key` (a relative path never starts so)
+# Not a file system path: the namespace of remembered rows among the cache's entry names (`ROW_PREFIX + run
+# key`). Every other entry is named by a path relative to the runs folder, and no relative path starts with
+# "/", so a row's name can never be a file's; any other prefix could be some file's name.
+ROW_PREFIX = "/rows/"
 FEW_RUNS = 16  # `few_runs`
 RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
 T = TypeVar("T")

@@ -105,7 +105,7 @@ class Registry:
         """
         if not patterns:
             return self.all_runs()
-        if "_runs_by_key" not in self.__dict__ and not any(GLOB_CHARS.intersection(p) for p in patterns):
+        if not any(GLOB_CHARS.intersection(p) for p in patterns):
             picked = self._named_runs(patterns)  # `ftui list ft2-3`: no expansion of thousands of runs
             if picked is not None:
                 return picked
@@ -127,13 +127,12 @@ class Registry:
 
     def run(self, key: str) -> Run:
         """The run with this key; an experiment name is accepted when the experiment has one seed."""
-        if "_runs_by_key" not in self.__dict__:  # one run looked up: no expansion of thousands of runs
-            found = self._named_runs([key], by_family=False)
-            if found is not None and len(found) == 1 and found[0].key == key:
-                return found[0]
-        if key in self._runs_by_key:
-            return self._runs_by_key[key]
-        runs = self.all_runs()
+        if "_runs_by_key" in self.__dict__:
+            if key in self._runs_by_key:
+                return self._runs_by_key[key]
+        elif (at := self._position(key)) is not None:  # one run looked up: no expansion of thousands
+            return self._run_at(at)
+        runs = self.all_runs()  # (the errors: name the seeds, or close run keys)
         several = [r.key for r in runs if r.experiment.name == key]
         if several:
             raise self._error(f"experiment {key!r} has several seeds: name one run ({', '.join(several)})")
@@ -227,23 +226,49 @@ class Registry:
             parent_key = run_key(parent.name, seed, parent.seeds)
         return Run(exp, seed, key, key, parent_key)
 
-    def _named_runs(self, names: Sequence[str], by_family: bool = True) -> list[Run] | None:
-        """`runs(names)` for patterns without glob characters (a literal pattern matches by equality), in
-        the registry's order, built without expanding every experiment's seeds; None when a name matches
-        nothing (the caller's slow path names it in its error)."""
-        picked: set[tuple[int, int]] = set()  # (experiment index, seed index)
+    @cached_property
+    def _experiment_index(self) -> dict[str, int]:
+        return {exp.name: i for i, exp in enumerate(self.experiments)}
+
+    def _position(self, key: str) -> tuple[int, int] | None:
+        """(experiment index, seed index) of the run `key` (either form of `run_key`), in O(1); None when no
+        run has that key."""
+        e = self._experiment_index.get(key)
+        if e is not None:  # an experiment's name is its run's key when it has one seed
+            return (e, 0) if len(self.experiments[e].seeds) == 1 else None
+        name, found, seed = key.rpartition("/seed-")
+        e = self._experiment_index.get(name) if found else None
+        if e is None or len(self.experiments[e].seeds) == 1:
+            return None
+        try:
+            value = int(seed)
+        except ValueError:
+            return None
+        seeds = self.experiments[e].seeds
+        return (e, seeds.index(value)) if str(value) == seed and value in seeds else None
+
+    def _run_at(self, at: tuple[int, int]) -> Run:
+        exp = self.experiments[at[0]]
+        return self._make_run(exp, exp.seeds[at[1]])
+
+    def _named_runs(self, names: Sequence[str]) -> list[Run] | None:
+        """`runs(names)` for patterns without glob characters (a literal pattern matches by equality: an
+        experiment, a family or a run key), in the registry's order, built without expanding every
+        experiment's seeds; None when a name matches nothing (the glob path then names it in its error)."""
+        picked: set[tuple[int, int]] = set()
         for name in names:
-            hits: set[tuple[int, int]] = set()
-            for e, exp in enumerate(self.experiments):
-                if exp.name == name or (by_family and exp.family == name):
-                    hits.update((e, s) for s in range(len(exp.seeds)))
-                elif len(exp.seeds) > 1 and name.startswith(f"{exp.name}/seed-"):
-                    seed = name[len(exp.name) + len("/seed-") :]
-                    hits.update((e, s) for s, value in enumerate(exp.seeds) if str(value) == seed)
+            hits = {
+                (e, s)
+                for e, exp in enumerate(self.experiments)
+                if name in (exp.name, exp.family)
+                for s in range(len(exp.seeds))
+            }
+            if not hits and (at := self._position(name)) is not None:
+                hits.add(at)
             if not hits:
                 return None
             picked |= hits
-        return [self._make_run(self.experiments[e], self.experiments[e].seeds[s]) for e, s in sorted(picked)]
+        return [self._run_at(at) for at in sorted(picked)]
 
     def _error(self, message: str, word: str | None = None, names: Sequence[str] = ()) -> RegistryError:
         if word is not None and names:
