@@ -204,12 +204,18 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
     model = load_model(state, device)
     step = int(state.get("step", -1))
     ec = cfg.eval
+    # Named relative to the run folder when it lies inside it (eval.json, events.jsonl): the worker passes an
+    # absolute run folder, and a folder's files must not carry the machine's paths (shipped results, moves).
+    try:
+        ckpt_name = str(ckpt.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        ckpt_name = str(ckpt.resolve())
     log.log(f"eval {cfg.name}: {ckpt} (step {step:,}) on {describe_device(device)}, autocast {amp_dtype}")
     log.log(f"checkpoint digest: sha256 {digest}")
     log.log(f"world: {cfg.world.describe()}")
     log.event(
         "start", action="eval", config=cfg.to_dict(), world=cfg.world.to_dict(), versions=versions(),
-        device=describe_device(device), checkpoint=str(ckpt), checkpoint_digest=digest,
+        device=describe_device(device), checkpoint=ckpt_name, checkpoint_digest=digest,
     )  # fmt: skip
     sets = eval_sets(list(ec.tasks), list(ec.sets), ec.n, ec.seed, cfg.data_root_path(run_dir), cfg.world)
     results: list[SetResult] = []
@@ -254,10 +260,6 @@ def _evaluate(run_dir: Path, cfg: RunConfig, cfg_hash: str, ckpt: Path, log: Run
                 for p, a, c, v, f in columns
             )
 
-    try:
-        ckpt_name = str(ckpt.resolve().relative_to(run_dir.resolve()))
-    except ValueError:
-        ckpt_name = str(ckpt.resolve())
     report = {
         "format": EVAL_FORMAT,
         "name": cfg.name,

@@ -107,6 +107,9 @@ def test_eval_writes_eval_json_and_events(trained_run: Path) -> None:
         (k, i + 1, 4) for i, k in enumerate(keys)
     ]
     assert evs[-1]["reason"] == "finished" and evs[-1]["step"] == 30
+    # The run folder's files name its checkpoint relative to it, as eval.json does, whatever path the run
+    # was given as: the worker passes an absolute one, and results are shipped from another machine.
+    assert trained_run.is_absolute() and evs[0]["checkpoint"] == "checkpoints/final.pt"
 
 
 def test_eval_of_a_named_checkpoint_with_examples(trained_run: Path, tmp_path: Path) -> None:
