@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ftui.safe_text import clean
 
 if TYPE_CHECKING:
-    from ftui.queue.store import Job
+    from ftui.queue.store import JobBrief
     from ftui.registry import Registry
     from ftui.registry.records import Run
     from ftui.run_cache import RunFolderCache
@@ -215,16 +215,16 @@ class AppData:
         from ftui.status import Fingerprints, rows_from
 
         folders = self._cache()
-        jobs = self.store.listing_jobs()[0]
-        jobs_by_key: dict[str, list[Job]] = {}
-        for job in jobs:
-            jobs_by_key.setdefault(job.run_key, []).append(job)
+        queue, briefs = self.store.job_briefs()
+        briefs_by_key: dict[str, list[JobBrief]] = {}
+        for brief in briefs:
+            briefs_by_key.setdefault(brief.run_key, []).append(brief)
         # Fingerprints first, then the reads (see ftui.status.json_rows).
-        prints = Fingerprints(self.registry, os.fspath(self.store.runs_dir), folders)
+        prints = Fingerprints(self.registry, os.fspath(self.store.runs_dir), folders, queue)
         out: list[RunRow | None] = []
         missed: list[tuple[int, Run, str | None]] = []
         for run in self.runs:
-            found = prints.of(run, jobs_by_key.get(run.key, ()))
+            found = prints.of(run, briefs_by_key.get(run.key, ()))
             fingerprint = (
                 None if found is None else f"{found}|{run.experiment.family!r}|{self.tasks_label(run)!r}"
             )
@@ -240,6 +240,8 @@ class AppData:
             missed.append((len(out), run, fingerprint))
             out.append(None)
         if missed:
+            keys = [run.key for _, run, _ in missed]
+            jobs = self.store.listing_jobs(keys if len(keys) < len(self.runs) else None)[0]
             statuses = rows_from(
                 self.registry, self.store.runs_dir, [run for _, run, _ in missed], jobs, folders.progress,
                 folders.results,

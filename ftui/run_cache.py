@@ -9,11 +9,13 @@ read again (an events.jsonl that grew: only its new bytes, once the bytes before
 ftui/appended.py), exactly as the app's in-memory readers do between two ticks.
 
 The file, `runs/.ftui-cache.json` (`ftui list`, loss history 1; the app's, history 200, is
-`runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, a CRC-32
-of the rest) and one line per file: the file's path relative to the runs folder (JSON-quoted when it holds a
-tab, a line break or a quote), a tab, its entry (JSON). Lines are decoded only when their file is asked for,
-so `ftui list ONE-RUN` does not pay for a sweep of 5,000. It is written atomically (ftui/atomic.py) after a
-listing that read something new, and never trusted blindly:
+`runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, where the
+rows begin, a CRC-32 of each section) and two sections: one line per file (its path relative to the runs
+folder, JSON-quoted when it holds a tab, a line break or a quote; a tab; its entry, JSON), then one line per
+remembered row (below). Lines are decoded only when their file is asked for, so `ftui list ONE-RUN` does not
+pay for a sweep of 5,000, and each section only when one of its names is: a listing that finds every row
+unchanged never decodes the files' section (a third of the bytes). It is written atomically (ftui/atomic.py)
+after a listing that read something new, and never trusted blindly:
 
 - another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
   whose checksum does not match (damaged, edited by hand): ignored, every file is read;
@@ -47,10 +49,10 @@ from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReade
 
 CACHE_NAME = ".ftui-cache.json"  # `ftui list`'s (loss history 1); other histories: `cache_name`
 # Bump when the entries' layout changes, or the events fold or EvalResults change meaning without changing
-# their fields (2: an events entry keeps the bytes before its offset, ftui/appended.py).
-FORMAT = 2
-# Names looked up in the file's bytes before it is split into lines (`RunFolderCache._line`): one search of
-# 12 MB (5,000 runs) costs ~2 ms, the split ~25 ms, so a listing of thousands splits almost at once.
+# their fields (2: an events entry keeps the bytes before its offset, ftui/appended.py; 3: two sections).
+FORMAT = 3
+# Names looked up in a section's bytes before it is split into lines (`_Section.get`): one search of 12 MB
+# (5,000 runs) costs ~2 ms, the split ~25 ms, so a listing of thousands splits almost at once.
 FINDS = 4
 # Not a file system path: the namespace of remembered rows among the cache's entry names (`ROW_PREFIX + run
 # key`). Every other entry is named by a path relative to the runs folder, and no relative path starts with
@@ -143,6 +145,46 @@ def _decode_results(entry: Any) -> tuple[FileKey, EvalResults | None]:
     return (ino, size, mtime_ns), EvalResults(sets, checkpoint, step, digest)
 
 
+class _Section:
+    """The lines `name<TAB>entry` of one section of the cache file, `data[start:end]` (`data[start - 1]` is a
+    line break): the first FINDS names asked for are searched in the bytes, after that the section is split
+    into a dict once."""
+
+    def __init__(self, data: bytes = b"", start: int = 0, end: int = 0, lines: dict[str, str] | None = None):
+        self._data, self._start, self._end = data, start, end
+        self._finds = 0
+        self._lines: dict[str, str] | None = lines if lines is not None or end > start else {}
+
+    def get(self, name: str) -> str | None:
+        if self._lines is not None:
+            return self._lines.get(name)
+        self._finds += 1
+        if self._finds > FINDS:
+            return self.lines().get(name)
+        try:
+            needle = b"\n" + name.encode("utf-8") + b"\t"
+        except UnicodeEncodeError:
+            return None
+        at = self._data.rfind(needle, self._start - 1, self._end)  # (the last one would win a split)
+        if at < 0:
+            return None
+        start = at + len(needle)
+        end = self._data.find(b"\n", start, self._end)
+        return self._data[start : end if end >= 0 else self._end].decode("utf-8", errors="replace")
+
+    def lines(self) -> dict[str, str]:
+        """Every line, name -> entry (split once)."""
+        if self._lines is None:
+            text = str(memoryview(self._data)[self._start : self._end], "utf-8", "replace")
+            self._lines = {}
+            for line in text.split("\n"):
+                name, tab, entry = line.partition("\t")
+                if tab:
+                    self._lines[name] = entry
+            self._data = b""
+        return self._lines
+
+
 class RunFolderCache:
     """A `ProgressReader` and a `ResultsReader` that remember what an earlier process read (module
     docstring). Use `progress` and `results` like the store's readers, then `save()` once.
@@ -158,9 +200,8 @@ class RunFolderCache:
         self._prefix = os.path.join(self.runs_dir, "")
         self._history = max(1, history)
         self._header = HEADER | {"history": self._history}
-        self._lines: dict[str, str] = {}  # relative path as a JSON string -> its line's entry, undecoded
-        self._body = b""  # the file's lines, not split into `_lines` while only a few are asked for
-        self._finds = 0
+        self._files = _Section()  # relative path (`_name`) -> its entry, undecoded
+        self._known = _Section()  # ROW_PREFIX + run key (`_name`) -> its remembered row
         self._recalled: dict[str, object] = {}  # path -> the object handed to a reader (unchanged since)
         self._rows: dict[str, str] = {}  # remembered rows (`remember_row`) not written yet: name -> entry
         self._racy_ns = 0  # files modified after this (ns) may have changed within their mtime tick
@@ -183,52 +224,29 @@ class RunFolderCache:
     def _load(self) -> None:
         try:
             with open(self.path, "rb") as f:
-                head, _, body = f.read().partition(b"\n")
-            header = json.loads(head)
+                data = f.read()
+            body = data.find(b"\n") + 1
+            header = json.loads(data[:body])
         except (OSError, ValueError):
             return
         if not isinstance(header, dict) or {k: header.get(k) for k in self._header} != self._header:
             return  # another ftui's or another history's cache: start afresh
-        saved = header.get("saved_ns")
-        if not isinstance(saved, int) or header.get("crc32") != zlib.crc32(body):
+        saved, rows = header.get("saved_ns"), header.get("rows_at")
+        if not (isinstance(saved, int) and isinstance(rows, int) and 0 <= rows <= len(data) - body):
+            return
+        rows += body
+        view = memoryview(data)
+        if header.get("crc32") != zlib.crc32(view[body:rows]) or header.get("rows_crc32") != zlib.crc32(
+            view[rows:]
+        ):
             return  # damaged or edited by hand
         self._racy_ns = saved - RACY_NS
-        self._body = b"\n" + body
-
-    def _line(self, name: str) -> str | None:
-        """The entry of `name` in the file: found in its bytes for the first FINDS names asked for (`ftui list
-        ONE-RUN` does not split 12 MB into lines), from `_lines` after that."""
-        if self._body:
-            self._finds += 1
-            if self._finds > FINDS:
-                self._split()
-            else:
-                try:
-                    needle = b"\n" + name.encode("utf-8") + b"\t"
-                except UnicodeEncodeError:
-                    return self._lines.get(name)
-                at = self._body.rfind(needle)  # (a name is written once; the last one would win a split)
-                if at < 0:
-                    return self._lines.get(name)
-                start = at + len(needle)
-                end = self._body.find(b"\n", start)
-                entry = self._body[start : end if end >= 0 else len(self._body)]
-                return self._lines.get(name, entry.decode("utf-8", errors="replace"))
-        return self._lines.get(name)
-
-    def _split(self) -> None:
-        body, self._body = self._body, b""
-        lines: dict[str, str] = {}
-        for line in body.decode("utf-8", errors="replace").split("\n"):
-            name, tab, entry = line.partition("\t")
-            if tab:
-                lines[name] = entry
-        self._lines = lines | self._lines
+        self._files, self._known = _Section(data, body, rows), _Section(data, rows, len(data))
 
     def _entry(self, path: str, decode: Callable[[Any], T]) -> T | None:
         if not path.startswith(self._prefix):
             return None
-        raw = self._line(_name(path[len(self._prefix) :]))
+        raw = self._files.get(_name(path[len(self._prefix) :]))
         if raw is None:
             return None
         try:
@@ -259,7 +277,9 @@ class RunFolderCache:
 
     def known_row(self, key: str) -> tuple[str, str, str] | None:
         """(fingerprint, state, JSON text) remembered for run `key`, or None."""
-        raw = self._line(_name(ROW_PREFIX + key))
+        raw = self._rows.get(name := _name(ROW_PREFIX + key))
+        if raw is None:
+            raw = self._known.get(name)
         if raw is None:
             return None
         parts = raw.split("\t", 2)
@@ -288,20 +308,26 @@ class RunFolderCache:
             if self._recalled.get(path) is not entry and path.startswith(self._prefix):
                 fresh[_name(path[len(self._prefix) :])] = json.dumps(_encode_results(entry, racy_ns))
                 written[path] = entry
-        fresh.update((name, row) for name, row in self._rows.items() if self._line(name) != row)
-        if not fresh or not self._use_file:
+        rows = {name: row for name, row in self._rows.items() if self._known.get(name) != row}
+        if not (fresh or rows) or not self._use_file:
             return False
         from ftui.atomic import atomic_write_bytes
 
-        self._split()
-        lines = self._lines | fresh
-        body = "".join(f"{name}\t{entry}\n" for name, entry in lines.items()).encode("utf-8")
-        header = self._header | {"saved_ns": saved_ns, "crc32": zlib.crc32(body)}
+        files = self._files.lines() | fresh
+        known = self._known.lines() | rows
+        files_body = "".join(f"{name}\t{entry}\n" for name, entry in files.items()).encode("utf-8")
+        rows_body = "".join(f"{name}\t{row}\n" for name, row in known.items()).encode("utf-8")
+        header = self._header | {
+            "saved_ns": saved_ns,
+            "rows_at": len(files_body),
+            "crc32": zlib.crc32(files_body),
+            "rows_crc32": zlib.crc32(rows_body),
+        }
         try:
-            atomic_write_bytes(self.path, json.dumps(header).encode("utf-8") + b"\n" + body)
+            atomic_write_bytes(self.path, json.dumps(header).encode("utf-8") + b"\n" + files_body + rows_body)
         except OSError:
             return False
-        self._lines = lines
+        self._files, self._known = _Section(lines=files), _Section(lines=known)
         self._rows.clear()
         self._recalled.update(written)  # a long-lived owner (the app) saves again: only what changed since
         self._since_ns = saved_ns

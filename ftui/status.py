@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ftui import gpu_usage
 from ftui.gpu_usage import JobProcs
 from ftui.queue import procs
-from ftui.queue.store import Job, Store
+from ftui.queue.store import Job, JobBrief, Store
 from ftui.rundir import EVENTS, RESULTS, EvalResults, RunProgress, is_trained, summarize_results
 from ftui.safe_text import clean
 from ftui.staleness import StaleRuns
@@ -207,41 +207,45 @@ class KnownRow:
     key: str
     experiment: str
     state: str
-    jobs: tuple[Job, ...]
+    jobs: tuple[JobBrief, ...]
 
 
 def json_rows(
     registry: Registry,
-    runs_dir: str | os.PathLike[str],
+    store: Store,
     runs: Sequence[Run],
-    jobs: Sequence[Job],
+    briefs: tuple[str, Sequence[JobBrief]],
     cache: RunFolderCache,
     now: float | None = None,
 ) -> list[tuple[RunStatus | KnownRow, str]]:
     """`rows_from` through the persisted cache, each row beside its line of `ftui list --json`
-    (`json.dumps(row.to_json())`). A run whose fingerprint (`row_fingerprint`) is the one remembered with
-    its line is neither read nor encoded again: its line comes back with a `KnownRow`."""
+    (`json.dumps(row.to_json())`). `briefs`: `store.job_briefs()` (those of other runs are ignored). A run
+    whose fingerprint (`Fingerprints`) is the one remembered with its line is neither read nor encoded
+    again: its line comes back with a `KnownRow`; the others' jobs are read in full (`store.listing_jobs`)."""
     import json
 
-    runs_dir = os.fspath(runs_dir)
-    jobs_by_key: dict[str, list[Job]] = {}
-    for job in jobs:
-        jobs_by_key.setdefault(job.run_key, []).append(job)
-    # Fingerprints first, then the reads: a file that changes in between makes the remembered line older
-    # than its fingerprint says, so the next listing sees a new key and builds the line again.
-    prints = Fingerprints(registry, runs_dir, cache)
+    runs_dir = os.fspath(store.runs_dir)
+    queue, all_briefs = briefs
+    briefs_by_key: dict[str, list[JobBrief]] = {}
+    for brief in all_briefs:
+        briefs_by_key.setdefault(brief.run_key, []).append(brief)
+    # Fingerprints first, then the reads: a file or a job that changes in between makes the remembered line
+    # newer than its fingerprint says, so the next listing sees a new fingerprint and builds the line again.
+    prints = Fingerprints(registry, runs_dir, cache, queue)
     out: list[tuple[RunStatus | KnownRow, str] | None] = []
     missed: list[tuple[int, Run, str | None]] = []
     for run in runs:
-        run_jobs = jobs_by_key.get(run.key, [])
-        fingerprint = prints.of(run, run_jobs)
+        run_briefs = briefs_by_key.get(run.key, ())
+        fingerprint = prints.of(run, run_briefs)
         known = cache.known_row(run.key) if fingerprint is not None else None
         if known is not None and known[0] == fingerprint:
-            out.append((KnownRow(run.key, run.experiment.name, known[1], tuple(run_jobs)), known[2]))
+            out.append((KnownRow(run.key, run.experiment.name, known[1], tuple(run_briefs)), known[2]))
         else:
             missed.append((len(out), run, fingerprint))
             out.append(None)
     if missed:
+        keys = [run.key for _, run, _ in missed]
+        jobs = store.listing_jobs(keys if len(keys) < len(runs) else None)[0]
         fresh = rows_from(
             registry, runs_dir, [run for _, run, _ in missed], jobs, cache.progress, cache.results, now
         )
@@ -293,23 +297,25 @@ def _boot_print() -> str:
 
 
 class Fingerprints:
-    """`of(run, jobs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
+    """`of(run, briefs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
     the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
-    of its ancestors' (staleness reads them), whether each is trained, and its jobs' every column. None when
-    a file is racy (ftui/run_cache.py): such a line is not remembered."""
+    of its ancestors' (staleness reads them), whether each is trained, and its jobs' versions (the queue's
+    identity and each job's (id, rev): ftui/queue/model.py REVISIONS). None when a file is racy
+    (ftui/run_cache.py): such a line is not remembered."""
 
-    def __init__(self, registry: Registry, runs_dir: str, cache: RunFolderCache) -> None:
+    def __init__(self, registry: Registry, runs_dir: str, cache: RunFolderCache, queue: str) -> None:
+        from ftui.registry import RegistryError
+
         self.registry = registry
-        self.runs_dir = runs_dir
+        self.unknown_run = RegistryError
+        self.folder_of = os.path.join(runs_dir, "")  # + rel_dir: the run's folder
         self.cache = cache
         self.shorts = {t.name: t.short for t in registry.study.tasks}
         self.labels: dict[str, str] = {}
         self.files: dict[str, str | None] = {}  # run key -> its files' part (with its ancestors')
-        self.head = f"{_code_print()}|{_boot_print()}"
+        self.head = f"{_code_print()}|{_boot_print()}|{queue}"
 
-    def of(self, run: Run, jobs: Sequence[Job]) -> str | None:
-        import zlib
-
+    def of(self, run: Run, briefs: Sequence[JobBrief]) -> str | None:
         files = self._files(run, 0)
         if files is None:
             return None
@@ -318,19 +324,18 @@ class Fingerprints:
             label = self.labels[run.experiment.name] = "+".join(
                 self.shorts.get(t, t) for t in run.experiment.tasks
             )
-        values = "\n".join(repr(tuple(job.__dict__.values())) for job in jobs)
-        jobs_print = format(zlib.crc32(values.encode("utf-8", "surrogatepass")), "08x")
-        return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs_print}"
+        jobs = " ".join([f"{b.id}.{b.rev}" for b in briefs])
+        return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs}"
 
     def _files(self, run: Run, depth: int) -> str | None:
         if run.key in self.files:
             return self.files[run.key]
         self.files[run.key] = None  # a parent cycle (a registry refuses one) ends here, unremembered
-        folder = os.path.join(self.runs_dir, run.rel_dir)
+        folder = self.folder_of + run.rel_dir
         parts = [repr(run.rel_dir)]
         for name in (EVENTS, RESULTS):
             try:
-                st = os.stat(os.path.join(folder, name))
+                st = os.stat(f"{folder}/{name}")
             except OSError:
                 parts.append("-")
                 continue
@@ -348,11 +353,9 @@ class Fingerprints:
         return found
 
     def _parent(self, key: str) -> Run | None:
-        from ftui.registry import RegistryError
-
         try:
             return self.registry.run(key)
-        except RegistryError:
+        except self.unknown_run:
             return None
 
 

@@ -308,15 +308,16 @@ def _list(args: argparse.Namespace) -> int:
     store = Store(_runs_dir(args, registry))
     # Every run of the registry: one query of the whole queue (cheaper than thousands of keys in SQL).
     listed = [r.key for r in runs] if args.patterns else None
-    jobs, per_state = store.listing_jobs(listed)
     # One look, no loss history needed; what the run folders said last time, re-read where they changed
     # (a few runs chosen by pattern: their files only, `ftui list RUN` in a sweep of thousands).
     cache = RunFolderCache(store.runs_dir, history=1, use_file=not (args.patterns and few_runs(len(runs))))
     now = time.time()
-    if args.json:  # each run's line too, remembered by the cache while the run does not change
-        lines = json_rows(registry, store.runs_dir, runs, jobs, cache, now)
+    if args.json:  # each run's line too, remembered by the cache while the run's files and jobs are the same
+        per_state = store.job_counts()
+        lines = json_rows(registry, store, runs, store.job_briefs(listed), cache, now)
         rows: list[Any] = [row for row, _ in lines]
     else:
+        jobs, per_state = store.listing_jobs(listed)
         rows = rows_from(registry, store.runs_dir, runs, jobs, cache.progress, cache.results, now)
     # Browsing only (--read-only, or a results archive: cli.RESULTS_MARKER) leaves the folder as it is.
     if not (getattr(args, "read_only", False) or (store.runs_dir / "RESULTS.json").is_file()):

@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from ftui.atomic import free_bytes, no_space_message
-from ftui.queue.model import MIGRATIONS, SCHEMA, SCHEMA_VERSION, StoreError, StoreReplaced
+from ftui.queue.model import MIGRATIONS, REVISIONS, SCHEMA, SCHEMA_VERSION, StoreError, StoreReplaced
 
 
 class QueueDatabase:
@@ -92,6 +92,8 @@ class QueueDatabase:
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                    for statement in REVISIONS:
+                        conn.execute(statement)
                 else:
                     for target in range(version + 1, SCHEMA_VERSION + 1):
                         for statement in MIGRATIONS.get(target, ()):

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 DB_NAME = "ftui.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, BLOCKED = (
     "queued",
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     node TEXT,
     requeues INTEGER NOT NULL DEFAULT 0,
     outcome TEXT CHECK (outcome IS NULL OR outcome IN ({", ".join(repr(o) for o in OUTCOMES)})),
+    rev INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_key, action)
 );
 CREATE TABLE IF NOT EXISTS deps (
@@ -96,6 +98,28 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_by_job ON history(job_id, id);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+# Change tracking for `ftui list` and the app (issue 18): every change to a job's row or to its dependencies
+# gives the job a new `rev`, drawn from one counter that never goes back, so (id, rev) names one version of a
+# job: a listing compares its runs' (id, rev) pairs with the ones it remembered instead of reading and
+# comparing every column of 10,000 jobs. Triggers, so that no writer (the worker, a launch, a test's SQL) can
+# forget. `queue` is drawn at random when the counter is made: a new ftui.db (the old one deleted) starts its
+# ids and revs again, and its pairs must not match an old one's. One statement each (SCHEMA is split at ";").
+_BUMP = "UPDATE revisions SET value = value + 1"
+_REV = "(SELECT value FROM revisions)"
+REVISIONS = (
+    "CREATE TABLE IF NOT EXISTS revisions (value INTEGER NOT NULL, queue TEXT NOT NULL)",
+    "INSERT INTO revisions SELECT 0, lower(hex(randomblob(8))) WHERE NOT EXISTS (SELECT 1 FROM revisions)",
+    "CREATE TRIGGER IF NOT EXISTS jobs_rev_insert AFTER INSERT ON jobs BEGIN"
+    f" {_BUMP}; UPDATE jobs SET rev = {_REV} WHERE id = NEW.id; END",
+    # (a row whose rev this very trigger set is not changed again: NEW.rev differs from OLD.rev then)
+    "CREATE TRIGGER IF NOT EXISTS jobs_rev_update AFTER UPDATE ON jobs WHEN NEW.rev IS OLD.rev BEGIN"
+    f" {_BUMP}; UPDATE jobs SET rev = {_REV} WHERE id = NEW.id; END",
+    "CREATE TRIGGER IF NOT EXISTS deps_rev_insert AFTER INSERT ON deps BEGIN"
+    f" {_BUMP}; UPDATE jobs SET rev = {_REV} WHERE id = NEW.job_id; END",
+    "CREATE TRIGGER IF NOT EXISTS deps_rev_delete AFTER DELETE ON deps BEGIN"
+    f" {_BUMP}; UPDATE jobs SET rev = {_REV} WHERE id = OLD.job_id; END",
+)
 
 # Schema upgrades of an existing ftui.db, by the version they lead to (each runs in the opening transaction).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -124,6 +148,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS jobs_by_seq ON jobs(seq)",
         "CREATE INDEX IF NOT EXISTS history_by_job ON history(job_id, id)",
     ),
+    5: ("ALTER TABLE jobs ADD COLUMN rev INTEGER NOT NULL DEFAULT 0", *REVISIONS),  # (REVISIONS above)
 }
 EXECUTORS = ("local", "slurm")
 
@@ -172,6 +197,23 @@ class Job:
 
 
 JOB_COLUMNS = [f.name for f in fields(Job) if f.name != "deps"]
+
+
+class JobBrief(NamedTuple):
+    """The few columns of a job that a listing needs beside a run's remembered row (ftui/status.py
+    `json_rows`): `rev` names this version of the job (REVISIONS); `action`, `state`, `started` and
+    `finished` (unix s) are what the queue estimate reads (ftui/queue_eta.py)."""
+
+    run_key: str
+    id: int
+    rev: int
+    action: str
+    state: str
+    started: float | None
+    finished: float | None
+
+
+JOB_BRIEF_COLUMNS = JobBrief._fields
 
 
 @dataclass(frozen=True)

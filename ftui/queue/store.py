@@ -33,6 +33,7 @@ from ftui.queue.model import (  # re-exported: the queue's public names live her
     DONE,
     EXECUTORS,
     FAILED,
+    JOB_BRIEF_COLUMNS,
     JOB_COLUMNS,
     OPEN_STATES,
     PENDING_STATES,
@@ -42,6 +43,7 @@ from ftui.queue.model import (  # re-exported: the queue's public names live her
     WAITING,
     EnqueueResult,
     Job,
+    JobBrief,
     JobSpec,
     StoreError,
     StoreReplaced,
@@ -65,6 +67,7 @@ __all__ = [
     "WAITING",
     "EnqueueResult",
     "Job",
+    "JobBrief",
     "JobSpec",
     "Store",
     "StoreError",
@@ -122,10 +125,11 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise self._db.error(e) from e
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: Sequence[Any] = (), plain: bool = False) -> list[sqlite3.Row]:
+        """The rows of one query (`plain`: as tuples, without sqlite3.Row's names: thousands cost less)."""
         with self._lock:
             try:
-                rows = self._read_now(sql, params)
+                rows = self._read_now(sql, params, plain)
             except StoreError as e:
                 if not self.keep_reading:
                     raise
@@ -134,12 +138,15 @@ class Store:
             self.problem = None
             return rows
 
-    def _read_now(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    def _read_now(self, sql: str, params: Sequence[Any], plain: bool = False) -> list[sqlite3.Row]:
         conn = self._db.connect(create=False)
         if conn is None:
             return []
         try:
-            return conn.execute(sql, params).fetchall()
+            cursor = conn.cursor()
+            if plain:
+                cursor.row_factory = None
+            return cursor.execute(sql, params).fetchall()
         except sqlite3.Error as e:
             raise self._db.error(e) from e
 
@@ -549,28 +556,31 @@ class Store:
             return removed
 
     # ---- `ftui list` at thousands of runs (issue 18; added by the `list` work, self-contained) ------------
+    def job_counts(self) -> dict[str, int]:
+        """The number of jobs per state in the whole queue (for the worker line)."""
+        return {state: n for state, n in self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
+
+    def job_briefs(self, run_keys: Sequence[str] | None = None) -> tuple[str, list[JobBrief]]:
+        """The queue's identity (drawn when its database was made: model.REVISIONS; "" without a database)
+        and the `JobBrief` of every job of `run_keys` (all when None), in queue order: what a listing
+        compares with the (id, rev) pairs it remembered. 10,000 jobs cost a few ms, a tenth of
+        `listing_jobs`' full Job objects."""
+        queue = self._read("SELECT queue FROM revisions", plain=True)
+        rows = self._select_by_run(JOB_BRIEF_COLUMNS, run_keys)[0]
+        return (queue[0][0] if queue else ""), list(map(JobBrief._make, rows))
+
     def listing_jobs(self, run_keys: Sequence[str] | None = None) -> tuple[list[Job], dict[str, int]]:
         """The jobs of `run_keys` (all when None) in queue order, equal to what `jobs(run_keys)` returns, and
-        the number of jobs per state in the whole queue (for the worker line). A 10,000-job queue costs a
-        fraction of `jobs()`: Job objects are filled in without their 31-argument frozen `__init__`."""
-        counts = {state: n for state, n in self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
-        keys = list(dict.fromkeys(run_keys)) if run_keys is not None else None
-        if keys == []:
-            return [], counts
-        # Few keys: SQL picks the rows (the unique (run_key, action) index); many (beyond SQLite's 32,766
-        # parameters, or most of the queue anyway): read all rows and keep the wanted ones.
-        where = f" WHERE run_key IN ({', '.join('?' * len(keys))})" if keys and len(keys) <= 900 else ""
-        params: list[str] = keys if keys is not None and where else []
-        rows = self._read(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs{where} ORDER BY seq", params)
-        if keys is not None and not where:
-            wanted = set(keys)
-            rows = [r for r in rows if r["run_key"] in wanted]
+        `job_counts()`. A 10,000-job queue costs a fraction of `jobs()`: Job objects are filled in without
+        their 31-argument frozen `__init__`."""
+        counts = self.job_counts()
+        rows, where, params = self._select_by_run(JOB_COLUMNS, run_keys)
         deps: dict[int, list[int]] = {}
         if rows:
             sql = "SELECT job_id, dep_id FROM deps"
             if where:
                 sql += f" WHERE job_id IN (SELECT id FROM jobs{where})"
-            for job_id, dep_id in self._read(sql + " ORDER BY dep_id", params):
+            for job_id, dep_id in self._read(sql + " ORDER BY dep_id", params, plain=True):
                 deps.setdefault(job_id, []).append(dep_id)
         jobs = []
         new = object.__new__
@@ -580,3 +590,22 @@ class Store:
             job.__dict__["deps"] = tuple(deps.get(job.id, ()))
             jobs.append(job)
         return jobs, counts
+
+    def _select_by_run(
+        self, columns: Sequence[str], run_keys: Sequence[str] | None
+    ) -> tuple[list[Any], str, list[str]]:
+        """`columns` (plain tuples, queue order) of the jobs of `run_keys` (all when None), with the WHERE
+        clause and parameters that picked them ("" when all rows were read)."""
+        keys = list(dict.fromkeys(run_keys)) if run_keys is not None else None
+        if keys == []:
+            return [], "", []
+        # Few keys: SQL picks the rows (the unique (run_key, action) index); many (beyond SQLite's 32,766
+        # parameters, or most of the queue anyway): read all rows and keep the wanted ones.
+        where = f" WHERE run_key IN ({', '.join('?' * len(keys))})" if keys and len(keys) <= 900 else ""
+        params: list[str] = keys if keys is not None and where else []
+        sql = f"SELECT {', '.join(columns)} FROM jobs{where} ORDER BY seq"
+        rows: list[Any] = self._read(sql, params, plain=True)
+        if keys is not None and not where:
+            wanted, at = set(keys), list(columns).index("run_key")
+            rows = [r for r in rows if r[at] in wanted]
+        return rows, where, params

@@ -71,3 +71,10 @@ def mini_study_with(
     path = folder / "experiments.toml"
     path.write_text(text)
     return path
+
+
+# What schema 5 added (ftui/queue/model.py REVISIONS), undone: an ftui.db as ftui wrote it before.
+BEFORE_SCHEMA_5 = (
+    "DROP TRIGGER jobs_rev_insert; DROP TRIGGER jobs_rev_update; DROP TRIGGER deps_rev_insert;"
+    " DROP TRIGGER deps_rev_delete; DROP TABLE revisions; ALTER TABLE jobs DROP COLUMN rev;"
+)

@@ -17,7 +17,7 @@ from ftui.registry import load_registry
 from ftui.run_cache import CACHE_NAME, FORMAT, RunFolderCache, cache_name
 from ftui.rundir import EVENTS, MAX_LOSSES, RESULTS
 from tests.ftui.app_fixtures import BASE_METRICS, age_files, write_eval, write_events
-from tests.ftui.test_run_cache import rewrite_same_key
+from tests.ftui.test_run_cache import edit_remembered_rows, rewrite_same_key
 
 APP_CACHE = cache_name(MAX_LOSSES)
 
@@ -214,7 +214,6 @@ def test_the_app_saves_again_only_what_changed_and_not_at_every_tick(
 
 
 def test_remembered_rows_are_used_and_equal_what_the_next_tick_reads(study: Path) -> None:
-    import zlib
 
     from ftui.run_cache import ROW_PREFIX
 
@@ -231,9 +230,7 @@ def test_remembered_rows_are_used_and_equal_what_the_next_tick_reads(study: Path
     assert not changed and second == first and {r.key: r for r in first} == fresh
     data.store.close()
     # Proof that a remembered row is used: an edit of it (the checksum made to match) shows.
-    head, _, body = cache.read_bytes().partition(b"\n")
-    body = body.replace(b'["base", "base", 7,', b'["base", "base", 8,', 1)
-    cache.write_bytes(json.dumps(json.loads(head) | {"crc32": zlib.crc32(body)}).encode() + b"\n" + body)
+    edit_remembered_rows(cache, b'["base", "base", 7,', b'["base", "base", 8,')
     assert app_rows(study)["base"].seed == 8  # type: ignore[attr-defined]
 
 

@@ -29,6 +29,7 @@ from ftui.queue.store import CANCELLED, DONE, FAILED, QUEUED, JobSpec, Store
 from ftui.queue.worker import Worker
 from ftui.registry import RegistryError, load_registry
 from tests.conftest import REPO_ROOT
+from tests.ftui.queue_helpers import BEFORE_SCHEMA_5
 
 MINI = REPO_ROOT / "tests" / "data" / "mini_study.toml"
 EVIL = "x'; touch /tmp/ftui-pwned; echo '$(id)`id`\"\\"
@@ -323,7 +324,7 @@ def test_a_version_2_database_gets_the_outcomes_of_its_ended_jobs(tmp_path: Path
     store.cancel(["gone"])
     store.close()
     db = sqlite3.connect(tmp_path / "ftui.db")  # as ftui wrote it before the outcome column
-    db.executescript("ALTER TABLE jobs DROP COLUMN outcome; PRAGMA user_version = 2;")
+    db.executescript(BEFORE_SCHEMA_5 + " ALTER TABLE jobs DROP COLUMN outcome; PRAGMA user_version = 2;")
     db.close()
     got = {job.run_key: job.outcome for job in Store(tmp_path).jobs()}
     assert got == {

@@ -16,7 +16,7 @@ from ftui.queue.store import Store
 from ftui.run_cache import CACHE_NAME, ROW_PREFIX
 from ftui.rundir import EVENTS, FINAL_CHECKPOINT
 from tests.ftui.app_fixtures import age_files, make_study, write_events
-from tests.ftui.test_run_cache import NOW, listing, rewrite_same_key
+from tests.ftui.test_run_cache import NOW, edit_remembered_rows, listing, rewrite_same_key
 
 
 @pytest.fixture
@@ -55,14 +55,8 @@ def test_the_remembered_line_is_what_is_printed(
     study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Proof that a remembered line is used: an edit of it (the cache's checksum made to match) shows."""
-    import zlib
-
     listing(study, capsys, monkeypatch)
-    cache = study.parent / "runs" / CACHE_NAME
-    head, _, body = cache.read_bytes().partition(b"\n")
-    body = body.replace(b'"seed": 7, "tasks"', b'"seed": 8, "tasks"', 1)
-    header = json.loads(head) | {"crc32": zlib.crc32(body)}
-    cache.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    edit_remembered_rows(study.parent / "runs" / CACHE_NAME, b'"seed": 7, "tasks"', b'"seed": 8, "tasks"')
     assert '"seed": 8' in listing(study, capsys, monkeypatch)
 
 
@@ -78,6 +72,65 @@ def test_a_changed_job_is_seen(
     after = {r["key"]: r for r in json.loads(out)["runs"]}
     assert after["single-2"]["state"] == "cancelled"
     assert after["single-2"]["jobs"]["train"]["state"] == "cancelled"
+    assert out == uncached(study, capsys, monkeypatch)
+
+
+def test_a_job_changed_by_any_writer_is_seen(
+    study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue's triggers give a job a new rev whoever writes it: here SQL of its own, on a column and on a
+    dependency, with the same clock (`updated` untouched)."""
+    import sqlite3
+
+    listing(study, capsys, monkeypatch)
+    assert {"single-2", "pair-1"} <= set(remembered(study))  # pair-1's training waits for single-2's
+    db = sqlite3.connect(study.parent / "runs" / "ftui.db")
+    with db:
+        db.execute(
+            "UPDATE jobs SET reason = 'edited by hand' WHERE run_key = 'single-2' AND action = 'train'"
+        )
+        db.execute("DELETE FROM deps WHERE job_id = (SELECT id FROM jobs WHERE run_key = 'pair-1')")
+    db.close()
+    out = listing(study, capsys, monkeypatch)
+    rows = {r["key"]: r for r in json.loads(out)["runs"]}
+    assert rows["single-2"]["jobs"]["train"]["reason"] == "edited by hand"
+    assert rows["pair-1"]["jobs"]["train"]["deps"] == []
+    assert out == uncached(study, capsys, monkeypatch)
+
+
+def test_a_new_queue_database_is_not_taken_for_the_old(
+    study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deleted ftui.db made again numbers its jobs and revs from the start, so the same (id, rev) pairs
+    can name other jobs: its identity, drawn at random, keeps them apart. Here the new database holds the
+    old one's jobs with their very ids and revs, and other reasons."""
+    import sqlite3
+
+    listing(study, capsys, monkeypatch)
+    assert "single-2" in remembered(study)
+    runs = study.parent / "runs"
+    old = sqlite3.connect(runs / "ftui.db")
+    columns = [r[1] for r in old.execute("PRAGMA table_info(jobs)")]
+    jobs = old.execute(f"SELECT {', '.join(columns)} FROM jobs").fetchall()
+    deps = old.execute("SELECT job_id, dep_id FROM deps").fetchall()
+    old.close()
+    for path in runs.glob("ftui.db*"):
+        path.unlink()
+    store = Store(runs)
+    store.set_paused(False)  # a write: the new, empty queue database is made
+    store.close()
+    new = sqlite3.connect(runs / "ftui.db")
+    with new:
+        marks = ", ".join("?" * len(columns))
+        new.executemany(f"INSERT INTO jobs({', '.join(columns)}) VALUES ({marks})", jobs)
+        new.executemany("INSERT INTO deps(job_id, dep_id) VALUES (?, ?)", deps)
+        revs = [(job[columns.index("rev")], job[0]) for job in jobs]
+        new.executemany("UPDATE jobs SET reason = 'in the new queue', rev = ? WHERE id = ?", revs)
+    assert sorted(new.execute("SELECT rev, id FROM jobs")) == sorted(revs)
+    new.close()
+    out = listing(study, capsys, monkeypatch)
+    jobs_shown = {r["key"]: r for r in json.loads(out)["runs"]}["single-2"]["jobs"]
+    assert jobs_shown["train"]["reason"] == "in the new queue"
     assert out == uncached(study, capsys, monkeypatch)
 
 

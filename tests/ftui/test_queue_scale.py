@@ -22,6 +22,7 @@ from ftui.queue import procs
 from ftui.queue.model import SCHEMA_VERSION
 from ftui.queue.store import BLOCKED, DONE, FAILED, QUEUED, RUNNING, WAITING, JobSpec, Store
 from ftui.queue.worker import Worker
+from tests.ftui.queue_helpers import BEFORE_SCHEMA_5
 
 STAND_IN = """
 import os, sys
@@ -51,6 +52,29 @@ def claim_and_finish(store: Store, key: str, state: str, action: str = "train") 
     job = next(j for j in store.jobs(run_keys=[key]) if j.action == action)
     assert store.claim(job.id, "cpu") is not None
     store.finish(job.id, state, "exit 0" if state == DONE else "exit 1", exit_code=0 if state == DONE else 1)
+
+
+def test_every_change_to_a_job_gives_it_a_new_rev(tmp_path: Path) -> None:
+    """(id, rev) names one version of a job (ftui/queue/model.py REVISIONS): what `ftui list` compares."""
+
+    def revs() -> dict[str, int]:
+        return {f"{b.run_key} {b.action}": b.rev for b in store.job_briefs()[1]}
+
+    store = Store(tmp_path)
+    store.enqueue(family(tmp_path, 2))
+    queue, _ = store.job_briefs()
+    assert len(queue) == 16 and len(set(revs().values())) == 4  # a random identity; revs never shared
+    jobs_before, before = {f"{j.run_key} {j.action}": j for j in store.jobs()}, revs()
+    claim_and_finish(store, "pt", DONE)  # pt train ends; what waited on it moves on
+    jobs_after, after = {f"{j.run_key} {j.action}": j for j in store.jobs()}, revs()
+    changed = {k for k in jobs_before if jobs_after[k] != jobs_before[k]}
+    assert {"pt train", "pt eval", "ft-1 train"} <= changed == {k for k in before if after[k] != before[k]}
+    assert min(after[k] for k in changed) > max(before.values())
+    claim_and_finish(store, "ft-1", FAILED)
+    before = revs()
+    store.retry(["ft-1"], actions=["train"])  # re-queued: its dependencies are written again
+    assert revs()["ft-1 train"] > max(before.values())
+    assert Store(tmp_path).job_briefs()[0] == queue  # the identity stays with the database
 
 
 def test_a_finished_job_queues_what_waited_on_it_without_a_sweep(tmp_path: Path) -> None:
@@ -171,7 +195,7 @@ def test_a_schema_3_database_is_migrated_and_its_unsettled_waiting_jobs_move_on(
     # As ftui wrote it before schema 4: no new indexes, and a waiting job its worker had not swept yet.
     db = sqlite3.connect(tmp_path / "ftui.db")
     db.executescript(
-        "DROP INDEX jobs_by_executor; DROP INDEX jobs_by_seq; DROP INDEX history_by_job;"
+        BEFORE_SCHEMA_5 + " DROP INDEX jobs_by_executor; DROP INDEX jobs_by_seq; DROP INDEX history_by_job;"
         " UPDATE jobs SET state = 'waiting', reason = 'waiting for pt train (running)'"
         " WHERE run_key = 'ft-1' AND action = 'train'; PRAGMA user_version = 3;"
     )
@@ -179,7 +203,7 @@ def test_a_schema_3_database_is_migrated_and_its_unsettled_waiting_jobs_move_on(
     store = Store(tmp_path)
     assert states(store)["ft-1 train"] == WAITING  # opened: migrated, nothing else changed
     db = sqlite3.connect(tmp_path / "ftui.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"jobs_by_executor", "jobs_by_seq", "history_by_job"} <= indexes
     plan = " ".join(

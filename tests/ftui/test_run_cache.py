@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,18 @@ def rewrite_same_key(path: Path, old: bytes, new: bytes) -> None:
         st.st_mtime_ns,
         st.st_ino,
     )
+
+
+def edit_remembered_rows(cache: Path, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` once in the cache's rows section, its checksum made to match (an edit the
+    cache cannot tell from what ftui wrote)."""
+    head, _, body = cache.read_bytes().partition(b"\n")
+    header = json.loads(head)
+    files, rows = body[: header["rows_at"]], body[header["rows_at"] :]
+    assert old in rows
+    rows = rows.replace(old, new, 1)
+    header |= {"rows_crc32": zlib.crc32(rows)}
+    cache.write_bytes(json.dumps(header).encode() + b"\n" + files + rows)
 
 
 def test_cached_listing_is_byte_identical_to_a_fresh_one(
