@@ -221,6 +221,7 @@ class AppData:
             briefs_by_key.setdefault(brief.run_key, []).append(brief)
         # Fingerprints first, then the reads (see ftui.status.json_rows).
         prints = Fingerprints(self.registry, os.fspath(self.store.runs_dir), folders, queue)
+        folders.will_ask_rows(len(self.runs))
         out: list[RunRow | None] = []
         missed: list[tuple[int, Run, str | None]] = []
         for run in self.runs:

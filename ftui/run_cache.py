@@ -275,6 +275,12 @@ class RunFolderCache:
         have changed again within its mtime tick, unseen (RACY_NS)."""
         return mtime_ns >= self._since_ns - RACY_NS
 
+    def will_ask_rows(self, n: int) -> None:
+        """`n` rows are about to be asked for (`known_row`): more than FINDS, and the rows' section is split
+        at once instead of after FINDS searches of its bytes (~2 ms each at 5,000 runs)."""
+        if n > FINDS:
+            self._known.lines()
+
     def known_row(self, key: str) -> tuple[str, str, str] | None:
         """(fingerprint, state, JSON text) remembered for run `key`, or None."""
         raw = self._rows.get(name := _name(ROW_PREFIX + key))

@@ -11,6 +11,7 @@ A `done` or `trained` run whose weights or results were made from a checkpoint t
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -21,7 +22,15 @@ from ftui import gpu_usage
 from ftui.gpu_usage import JobProcs
 from ftui.queue import procs
 from ftui.queue.store import Job, JobBrief, Store
-from ftui.rundir import EVENTS, RESULTS, EvalResults, RunProgress, is_trained, summarize_results
+from ftui.rundir import (
+    EVENTS,
+    FINAL_CHECKPOINT,
+    RESULTS,
+    EvalResults,
+    RunProgress,
+    is_trained,
+    summarize_results,
+)
 from ftui.safe_text import clean
 from ftui.staleness import StaleRuns
 from ftui.state_display import STATE_STYLES
@@ -232,6 +241,7 @@ def json_rows(
     # Fingerprints first, then the reads: a file or a job that changes in between makes the remembered line
     # newer than its fingerprint says, so the next listing sees a new fingerprint and builds the line again.
     prints = Fingerprints(registry, runs_dir, cache, queue)
+    cache.will_ask_rows(len(runs))
     out: list[tuple[RunStatus | KnownRow, str] | None] = []
     missed: list[tuple[int, Run, str | None]] = []
     for run in runs:
@@ -342,7 +352,11 @@ class Fingerprints:
             if self.cache.racy(st.st_mtime_ns):
                 return None
             parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
-        parts.append("T" if is_trained(folder) else "F")
+        try:  # `is_trained`, inline: one of the three stats of every run of a listing
+            trained = stat.S_ISREG(os.stat(f"{folder}/{FINAL_CHECKPOINT}").st_mode)
+        except OSError:
+            trained = False
+        parts.append("T" if trained else "F")
         if run.parent_key is not None:
             parent = self._parent(run.parent_key)
             above = self._files(parent, depth + 1) if parent is not None and depth < 64 else "?"

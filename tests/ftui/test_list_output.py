@@ -207,3 +207,42 @@ def test_wide_and_json_give_every_trained_task_the_narrow_list_the_first_four(
     assert row["result"] == "D 45.2 T 68434 A 37.4 Co 93% …" and "result_all" not in row
     assert row["metrics"] == {f"{s}/{t}": v[1 if s == "atlantis" else 2] for t, v in seven.items() for s in
                               ("atlantis", "standard")}  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", ["80", "40"])
+def test_rich_prints_the_very_characters_of_the_plain_output_with_the_states_coloured(
+    study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """Piped, `ftui list` writes its lines without Rich's console (ftui/list_lines.py `styled_output`); told
+    to colour (FORCE_COLOR, as a terminal would be), Rich prints the same characters, each state in its
+    style. 40 columns: lines cut inside the state column keep their style up to the cut."""
+    import re
+
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    plain = ftui_list(study, capsys)
+    assert "\x1b[" not in plain
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    coloured = ftui_list(study, capsys)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+    assert coloured.count("\x1b[") >= len(KEYS)  # every run's state, at least
+    failed = next(line for line in coloured.splitlines() if line.startswith("single-3"))
+    assert re.search(r"\x1b\[[0-9;]*m✖ failed", failed)
+
+
+def test_a_piped_listing_does_not_import_richs_console(study: Path) -> None:
+    """Some 30 ms of every piped `ftui list` (issue 18): Rich's console is imported only to colour."""
+    import subprocess
+
+    probe = (
+        "import sys\nfrom ftui.cli import main\n"
+        f"main(['--registry', {str(study)!r}, 'list', 'single-2'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('rich.')), file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert "single-2" in done.stdout
+    assert "rich.console" not in done.stderr and "rich.text" not in done.stderr, done.stderr
