@@ -113,6 +113,8 @@ def _guarded(fn: Any) -> Any:
         except StoreError as e:
             print(f"ftui: {e}", file=sys.stderr)
             return 1
+        except BrokenPipeError:  # stdout's reader has gone (`| head`): ftui/stdio.py ends quietly, exit 0
+            raise
         except OSError as e:  # a config.toml that cannot be written: read-only or full disk, permissions
             where = f"{e.filename}: " if e.filename else ""
             print(f"ftui: {where}{e.strerror or e}", file=sys.stderr)

@@ -101,14 +101,22 @@ def test_a_registry_saved_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
     assert '"base"' in out.stdout
 
 
-def test_a_closed_stdout_ends_quietly_with_exit_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_closed_stdout_ends_quietly_with_exit_0(tmp_path: Path, unbuffered: str) -> None:
     """`ftui validate | head -1`: the reader has gone before ftui writes. A pipe whose read end is already
-    closed makes every write fail with EPIPE, so the test does not depend on timing."""
+    closed makes every write fail with EPIPE, so the test does not depend on timing. PYTHONUNBUFFERED=1 (set
+    by many CI and container images): the write itself fails, inside the command, not at the final flush;
+    `ftui list --json` then said "ftui: Broken pipe" and exited 1."""
     read_end, write_end = os.pipe()
     os.close(read_end)
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"} | (
+        {"PYTHONUNBUFFERED": unbuffered} if unbuffered else {}
+    )
     try:
-        for args in (["validate"], ["validate", "--json"], ["list"], ["--help"]):
-            out = ftui("--registry", str(MINI), "--runs", str(tmp_path / "runs"), *args, stdout=write_end)
+        for args in (["validate"], ["validate", "--json"], ["list"], ["list", "--json"], ["--help"]):
+            out = ftui(
+                "--registry", str(MINI), "--runs", str(tmp_path / "runs"), *args, stdout=write_end, env=env
+            )
             assert (out.returncode, out.stderr) == (0, ""), args
     finally:
         os.close(write_end)
