@@ -27,10 +27,10 @@ after a listing that read something new, and never trusted blindly:
 - a runs folder that cannot be written (read-only, full disk): the listing is the same, only slower.
 
 `ftui list --json` and the app also keep each run's output line, or row (`known_row`, `remember_row`;
-ftui/status.py `json_rows`, ftui/app_data.py `_first_rows`) under a fingerprint of everything it is made
-of (its files' keys and its ancestors', its jobs, the registry's words for it, the boot, the code), so an
-unchanged run costs three stats and a comparison instead of decoding, building and encoding its row. Such a
-line is kept only while none of its files is racy.
+ftui/status.py `json_rows`, ftui/app_data.py `_fingerprinted_rows`) under a fingerprint of everything it is
+made of (its files' keys and its ancestors', its jobs' versions and the queue's identity, the registry's
+words for it, the boot, the code), so an unchanged run costs three stats and a comparison instead of
+decoding, building and encoding its row. Such a line is kept only while none of its files is racy.
 
 The cache is an optimisation only: deleting it at any time is safe.
 """

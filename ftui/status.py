@@ -306,6 +306,12 @@ def _boot_print() -> str:
     return " ".join(found)
 
 
+def jobs_print(briefs: Sequence[JobBrief]) -> str:
+    """A run's jobs' part of its fingerprint: each job's (id, rev), which names one version of it
+    (ftui/queue/model.py REVISIONS)."""
+    return " ".join([f"{b.id}.{b.rev}" for b in briefs])
+
+
 class Fingerprints:
     """`of(run, briefs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
     the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
@@ -334,7 +340,7 @@ class Fingerprints:
             label = self.labels[run.experiment.name] = "+".join(
                 self.shorts.get(t, t) for t in run.experiment.tasks
             )
-        jobs = " ".join([f"{b.id}.{b.rev}" for b in briefs])
+        jobs = jobs_print(briefs)
         return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs}"
 
     def _files(self, run: Run, depth: int) -> str | None:

@@ -191,11 +191,11 @@ class HomeScreen(Screen[None]):
             return  # another screen is on top: it reads what it shows itself, so this costs nothing meanwhile
         if any(w.group == "refresh" and w.is_running for w in self.workers):
             return  # the previous read is still going (slow disk): skip this tick rather than pile up
-        self._read_rows()
+        self._read_rows(frozenset(self.table.visible_keys()))
 
     @work(thread=True, exclusive=True, group="refresh")
-    def _read_rows(self) -> None:
-        rows, changed = self.data.rows()
+    def _read_rows(self, visible: frozenset[str]) -> None:
+        rows, changed = self.data.rows(visible)
         self.post_message(RunsRefreshed(rows, changed))
         if not self.data.read_only:  # an archive has no worker
             self.post_message(self._check_worker())

@@ -194,6 +194,13 @@ class RunTable(DataTable[Text | str]):
     def keys(self) -> list[str]:
         return list(self._order)
 
+    def visible_keys(self) -> list[str]:
+        """The runs of the rows on screen (one line each: the vertical scroll offset is the first one's
+        index), the app's refresh looks at their folders every tick (ftui/app_data.py SWEEP_RUNS)."""
+        height = self.scrollable_content_region.height - (self.header_height if self.show_header else 0)
+        first = max(0, int(self.scroll_y))
+        return self._order[first : first + max(0, height)]
+
     def row(self, key: str) -> RunRow | None:
         return self._rows.get(key)
 

@@ -245,3 +245,78 @@ def test_a_changed_job_is_seen_by_the_next_app(study: Path) -> None:
     assert after["single-2"].state == "cancelled"  # type: ignore[attr-defined]
     (study.parent / "runs" / APP_CACHE).unlink()
     assert app_rows(study) == after
+
+
+def test_a_tick_builds_again_only_the_rows_whose_fingerprint_changed(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 5,000 runs a tick rebuilt every row (issue 18): now only the running ones (their ETA moves with the
+    clock) and those whose jobs or files changed; the queue's jobs are read again only after a commit."""
+    import ftui.status
+    from ftui.queue.store import Store
+
+    runs = study.parent / "runs"
+    reg = load_registry(study)
+    data = AppData(reg, reg.runs_dir(None), start_worker=False)
+    data.rows()
+    built: list[list[str]] = []
+    briefs_read: list[int] = []
+    rows_from, job_briefs = ftui.status.rows_from, data.store.job_briefs
+
+    def spy_rows_from(registry: object, runs_dir: object, some: list[object], *rest: object) -> object:
+        built.append([run.key for run in some])  # type: ignore[attr-defined]
+        return rows_from(registry, runs_dir, some, *rest)  # type: ignore[arg-type]
+
+    def spy_job_briefs(*args: object) -> object:
+        briefs_read.append(1)
+        return job_briefs(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ftui.status, "rows_from", spy_rows_from)
+    monkeypatch.setattr(data.store, "job_briefs", spy_job_briefs)
+    before, _ = data.rows()
+    assert built == [["single-1"]] and briefs_read == []  # running: built every tick
+    store = Store(runs)
+    store.cancel(["single-2"])  # a job changes, no file does
+    store.close()
+    write_events(runs / "single-3", [{"t": 1_000_000_099.0, "event": "step", "step": 6, "total_steps": 8}])
+    age_files(runs / "single-3")
+    built.clear()
+    after, changed = data.rows()
+    # pair-1's training waited for single-2's: blocked by the cancel, its job changed too
+    assert changed and built == [["single-1", "single-2", "single-3", "pair-1"]] and briefs_read == [1]
+    states = {r.key: r.state for r in after}
+    assert (states["single-2"], states["pair-1"]) == ("cancelled", "blocked")
+    assert all(a is b for a, b in zip(before, after, strict=True) if a.key in ("base", "pair-2", "pair-3"))
+    monkeypatch.undo()
+    (runs / APP_CACHE).unlink()
+    assert {r.key: r for r in after} == app_rows(study)  # what a new app reads from the folders
+    data.store.close()
+
+
+def test_a_refresh_looks_at_settled_runs_in_turn_and_at_those_on_screen_every_time(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SWEEP_RUNS (here 2 of the 7 runs a tick): a finished run's eval.json changed by hand shows when its
+    turn comes (the third tick: the first read looked at runs 0-1, then 2-3, 4-5, 6 and 0), or at once when
+    the run is on screen."""
+    import ftui.app_data
+
+    monkeypatch.setattr(ftui.app_data, "SWEEP_RUNS", 2)
+    runs = study.parent / "runs"
+    reg = load_registry(study)
+    assert [run.key for run in reg.runs()][0] == "base" and len(reg.runs()) == 7
+
+    def base_result(visible: tuple[str, ...] = ()) -> str:
+        return {row.key: row.result for row in data.rows(visible)[0]}["base"]
+
+    data = AppData(reg, reg.runs_dir(None), start_worker=False)
+    before = base_result()
+    write_eval(runs / "base", BASE_METRICS | {"distance": ("abs_error", 410.0, 100.0)}, name="base")
+    age_files(runs / "base")
+    assert [base_result() for _ in range(2)] == [before] * 2  # not its turn, and not on screen
+    after = base_result()
+    assert after != before and "410" in after
+    write_eval(runs / "base", BASE_METRICS, name="base")
+    age_files(runs / "base")
+    assert base_result(visible=("base",)) == before  # on screen: looked at every tick
+    data.store.close()

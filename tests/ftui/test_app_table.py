@@ -343,3 +343,19 @@ async def test_plain_cells_drawn_without_rich_are_what_rich_draws() -> None:
                     assert fast == slow, (value, focused, cursor, hover)
         for value, width in (("[b]x[/b]", 12), ("a:smile:", 12), ("too long", 6), ("é", 5)):
             assert not bulk._is_plain(value, width)
+
+
+async def test_visible_keys_are_the_rows_drawn() -> None:
+    """What the app's refresh looks at every tick (ftui/app_data.py SWEEP_RUNS): the rows on screen."""
+    app = Tables()
+    async with app.run_test(size=(160, 50)) as pilot:
+        bulk, _, rows = await both_filled(app, pilot, 300)
+        height = bulk.scrollable_content_region.height - bulk.header_height
+        assert bulk.visible_keys() == [r.key for r in rows[:height]]
+        bulk.focus()
+        await pilot.press("pagedown", "pagedown", "down")
+        await pilot.pause()
+        first = int(bulk.scroll_y)
+        assert first > 0 and bulk.visible_keys() == [r.key for r in rows[first : first + height]]
+        assert bulk.current_key in bulk.visible_keys()
+        assert all(key in " ".join(drawn(bulk)) for key in bulk.visible_keys())
