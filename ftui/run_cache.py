@@ -270,10 +270,10 @@ class RunFolderCache:
         self._recalled[path] = found
         return found
 
-    def racy(self, mtime_ns: int) -> bool:
-        """Whether a file modified at `mtime_ns` and read by this process (since its start or last save) may
-        have changed again within its mtime tick, unseen (RACY_NS)."""
-        return mtime_ns >= self._since_ns - RACY_NS
+    def racy_from_ns(self) -> int:
+        """The mtime (ns) from which a file read by this process (since its start or last save) may have
+        changed again within its mtime tick, unseen (RACY_NS): such a file is read again next time."""
+        return self._since_ns - RACY_NS
 
     def will_ask_rows(self, n: int) -> None:
         """`n` rows are about to be asked for (`known_row`): more than FINDS, and the rows' section is split

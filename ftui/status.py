@@ -16,10 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ftui import gpu_usage
-from ftui.gpu_usage import JobProcs
 from ftui.queue import procs
 from ftui.queue.store import Job, JobBrief, Store
 from ftui.rundir import (
@@ -36,6 +34,7 @@ from ftui.staleness import StaleRuns
 from ftui.state_display import STATE_STYLES
 
 if TYPE_CHECKING:
+    from ftui.gpu_usage import GpuUsage
     from ftui.registry import Registry
     from ftui.registry.records import Run
     from ftui.run_cache import RunFolderCache
@@ -208,10 +207,10 @@ def _with_ancestors(registry: Registry, runs: Sequence[Run]) -> list[Run]:
     return list(found.values())
 
 
-@dataclass(frozen=True)
-class KnownRow:
+class KnownRow(NamedTuple):
     """A run of `ftui list --json` whose line the cache remembered (`json_rows`): what the summary and the
-    queue estimate need of it (never a running run: those depend on the time)."""
+    queue estimate need of it (never a running run: those depend on the time). A tuple: thousands are made
+    per listing, each in a fraction of a frozen dataclass's time."""
 
     key: str
     experiment: str
@@ -329,6 +328,7 @@ class Fingerprints:
         self.shorts = {t.name: t.short for t in registry.study.tasks}
         self.labels: dict[str, str] = {}
         self.files: dict[str, str | None] = {}  # run key -> its files' part (with its ancestors')
+        self.racy_from_ns = cache.racy_from_ns()  # a file modified at or after this is racy
         self.head = f"{_code_print()}|{_boot_print()}|{queue}"
 
     def of(self, run: Run, briefs: Sequence[JobBrief]) -> str | None:
@@ -344,33 +344,37 @@ class Fingerprints:
         return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs}"
 
     def _files(self, run: Run, depth: int) -> str | None:
-        if run.key in self.files:
-            return self.files[run.key]
-        self.files[run.key] = None  # a parent cycle (a registry refuses one) ends here, unremembered
+        files = self.files
+        if run.key in files:
+            return files[run.key]
+        files[run.key] = None  # a parent cycle (a registry refuses one) ends here, unremembered
         folder = self.folder_of + run.rel_dir
-        parts = [repr(run.rel_dir)]
-        for name in (EVENTS, RESULTS):
-            try:
-                st = os.stat(f"{folder}/{name}")
-            except OSError:
-                parts.append("-")
-                continue
-            if self.cache.racy(st.st_mtime_ns):
-                return None
-            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        events, results = self._key(f"{folder}/{EVENTS}"), self._key(f"{folder}/{RESULTS}")
+        if events is None or results is None:
+            return None
         try:  # `is_trained`, inline: one of the three stats of every run of a listing
-            trained = stat.S_ISREG(os.stat(f"{folder}/{FINAL_CHECKPOINT}").st_mode)
+            trained = "T" if stat.S_ISREG(os.stat(f"{folder}/{FINAL_CHECKPOINT}").st_mode) else "F"
         except OSError:
-            trained = False
-        parts.append("T" if trained else "F")
+            trained = "F"
+        found = f"{run.rel_dir!r},{events},{results},{trained}"
         if run.parent_key is not None:
             parent = self._parent(run.parent_key)
             above = self._files(parent, depth + 1) if parent is not None and depth < 64 else "?"
             if above is None:
                 return None
-            parts.append(f"<{above}")
-        self.files[run.key] = found = ",".join(parts)
+            found = f"{found},<{above}"
+        files[run.key] = found
         return found
+
+    def _key(self, path: str) -> str | None:
+        """A file's key as "inode:size:mtime_ns", "-" when there is none, None when it is racy."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return "-"
+        if st.st_mtime_ns >= self.racy_from_ns:
+            return None
+        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
     def _parent(self, key: str) -> Run | None:
         try:
@@ -498,19 +502,22 @@ def print_table(rows: Sequence[RunStatus], runs_dir: Path) -> None:
     Console().print(table)
 
 
-def with_gpu_usage(rows: list[RunStatus], usage: gpu_usage.GpuUsage | None = None) -> list[RunStatus]:
+def with_gpu_usage(rows: list[RunStatus], usage: GpuUsage | None = None) -> list[RunStatus]:
     """The rows of `ftui list` with `gpu_memory_mib` and `gpu_util_percent` set (None when unknown).
 
-    Only local running jobs on a GPU slot are asked about; with none, NVML is not even imported.
+    Only local running jobs on a GPU slot are asked about; with none, neither ftui/gpu_usage.py nor NVML is
+    even imported.
     """
-    jobs: dict[str, JobProcs] = {}
-    for row in rows:
-        slot = row.gpu or ""
-        if row.state == "running" and slot.startswith("gpu") and not row.slurm_id:
-            job = next((j for j in row.jobs if j.action == row.action), None)
-            jobs[row.key] = JobProcs(row.pid, job.pgid if job is not None else None)
-    if not jobs:
+    on_gpus = [row for row in rows if row.state == "running" and (row.gpu or "").startswith("gpu")]
+    on_gpus = [row for row in on_gpus if not row.slurm_id]
+    if not on_gpus:
         return rows
+    from ftui import gpu_usage
+
+    jobs = {}
+    for row in on_gpus:
+        job = next((j for j in row.jobs if j.action == row.action), None)
+        jobs[row.key] = gpu_usage.JobProcs(row.pid, job.pgid if job is not None else None)
     found = (usage or gpu_usage.shared).usage(jobs)
     out = []
     for row in rows:
