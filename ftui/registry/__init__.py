@@ -224,7 +224,11 @@ class Registry:
         if exp.parent is not None:
             parent = self._experiments_by_name[exp.parent]
             parent_key = run_key(parent.name, seed, parent.seeds)
-        return Run(exp, seed, key, key, parent_key)
+        # Run(exp, seed, key, key, parent_key) without the frozen dataclass's __init__ (one object.__setattr__
+        # per field): the same object, made thousands of times by every listing of a large sweep.
+        run: Run = object.__new__(Run)
+        run.__dict__.update(experiment=exp, seed=seed, key=key, rel_dir=key, parent_key=parent_key)
+        return run
 
     @cached_property
     def _experiment_index(self) -> dict[str, int]:
