@@ -424,7 +424,7 @@ async def main(sizes: list[int], repeat: int, run_screen: bool, heatmap: bool) -
             figures: dict[str, Any] = {"runs_shown": ftui[0][2]}
             figures["first_frame_s"] = statistics.median(t for t, _, _ in ftui)
             figures["states_filled_s"] = statistics.median(t for _, t, _ in ftui)
-            # The first open of a fresh study has no cache file yet (runs/.ftui-cache-200.json): every run
+            # The first open of a fresh study has no cache file yet (runs/.ftui-cache-app.json): every run
             # folder is parsed. The later opens, as a user's every next one, read only what changed.
             figures["states_filled_cold_s"] = ftui[0][1]
             figures.update(await home_figures(registry))

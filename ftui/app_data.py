@@ -7,6 +7,7 @@ functions as the CLI (`ftui launch` etc.), so the app and the command line behav
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Collection
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ftui.run_cache import RunFolderCache
     from ftui.status import RunStatus
 
-# The app keeps what it read from the run folders in runs/.ftui-cache-200.json (ftui/run_cache.py), so that
+# The app keeps what it read from the run folders in runs/.ftui-cache-app.json (ftui/run_cache.py), so that
 # its first read of thousands of folders opens only the files changed since: written after the first read,
 # then at most this often while files change (never when browsing only).
 CACHE_SAVE_S = 60.0
@@ -196,11 +197,15 @@ class AppData:
             return row
 
     def _cache(self) -> RunFolderCache:
-        if self._folders is None:  # the store's loss history: the same losses as its own readers
-            from ftui.run_cache import RunFolderCache
-            from ftui.rundir import MAX_LOSSES
+        if self._folders is None:
+            from ftui.run_cache import APP_CACHE_NAME, OBSOLETE_NAMES, RunFolderCache
 
-            self._folders = RunFolderCache(self.store.runs_dir, history=MAX_LOSSES)
+            # One loss: a row shows the last one (the run screen reads its run's curve itself), and a first
+            # read of thousands of events.jsonl then parses their last 16 step events, not 200.
+            self._folders = RunFolderCache(self.store.runs_dir, history=1, name=APP_CACHE_NAME)
+            for name in OBSOLETE_NAMES if not self.read_only else ():
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.store.runs_dir, name))
         return self._folders
 
     def _save_cache(self) -> None:

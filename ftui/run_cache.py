@@ -8,14 +8,14 @@ the bytes just before it; the typed eval.json). A file whose key is unchanged is
 read again (an events.jsonl that grew: only its new bytes, once the bytes before them are found unchanged:
 ftui/appended.py), exactly as the app's in-memory readers do between two ticks.
 
-The file, `runs/.ftui-cache.json` (`ftui list`, loss history 1; the app's, history 200, is
-`runs/.ftui-cache-200.json`: `cache_name`), holds one header line (format, fields, when written, where the
-rows begin, a CRC-32 of each section) and two sections: one line per file (its path relative to the runs
-folder, JSON-quoted when it holds a tab, a line break or a quote; a tab; its entry, JSON), then one line per
-remembered row (below). Lines are decoded only when their file is asked for, so `ftui list ONE-RUN` does not
-pay for a sweep of 5,000, and each section only when one of its names is: a listing that finds every row
-unchanged never decodes the files' section (a third of the bytes). It is written atomically (ftui/atomic.py)
-after a listing that read something new, and never trusted blindly:
+The file, `runs/.ftui-cache.json` (`ftui list`'s; the app's, with the home table's rows, is
+`runs/.ftui-cache-app.json`: APP_CACHE_NAME), holds one header line (format, fields, loss history, when
+written, where the rows begin, a CRC-32 of each section) and two sections: one line per file (its path
+relative to the runs folder, JSON-quoted when it holds a tab, a line break or a quote; a tab; its entry,
+JSON), then one line per remembered row (below). Lines are decoded only when their file is asked for, so
+`ftui list ONE-RUN` does not pay for a sweep of 5,000, and each section only when one of its names is: a
+listing that finds every row unchanged never decodes the files' section (a third of the bytes). It is
+written atomically (ftui/atomic.py) after a listing that read something new, and never trusted blindly:
 
 - another format, another loss history or other fields (an older or newer ftui), an unreadable file, one
   whose checksum does not match (damaged, edited by hand): ignored, every file is read;
@@ -48,6 +48,11 @@ from typing import Any, TypeVar
 from ftui.rundir import EvalResults, EvalSet, EventsTail, FileKey, ProgressReader, ResultsReader, RunProgress
 
 CACHE_NAME = ".ftui-cache.json"  # `ftui list`'s (loss history 1); other histories: `cache_name`
+# The app's (loss history 1 too: its rows show the last loss, the run screen reads its own curve): its own
+# file, since its remembered rows are the home table's, not `ftui list --json`'s lines.
+APP_CACHE_NAME = ".ftui-cache-app.json"
+# Written by older versions (the app kept 200 losses per run, which no row showed), removed by the app.
+OBSOLETE_NAMES = (".ftui-cache-200.json",)
 # Bump when the entries' layout changes, or the events fold or EvalResults change meaning without changing
 # their fields (2: an events entry keeps the bytes before its offset, ftui/appended.py; 3: two sections).
 FORMAT = 3
@@ -83,8 +88,9 @@ def few_runs(n: int) -> bool:
 
 
 def cache_name(history: int) -> str:
-    """The cache file of readers with this loss history: one file per history, so that `ftui list` (1) and
-    the app (ftui.rundir.MAX_LOSSES) do not discard each other's entries (each holds its own losses)."""
+    """The cache file of readers with this loss history: one file per history, so that readers of different
+    histories do not discard each other's entries (each holds its own losses). `ftui list` and the app keep
+    one loss (the app in its own file: APP_CACHE_NAME)."""
     history = max(1, history)
     return CACHE_NAME if history == 1 else f".ftui-cache-{history}.json"
 
@@ -192,11 +198,18 @@ class RunFolderCache:
     `runs_dir`: the runs folder (the paths asked for must lie under it, as `os.path.join(runs_dir, rel_dir)`
     spells them, or they are read but not remembered); `history`: the readers' loss history (a cache written
     with another history is ignored: its losses would differ); `use_file` False: the file is neither read nor
-    written (`few_runs`: reading their files costs less than reading a cache of thousands)."""
+    written (`few_runs`: reading their files costs less than reading a cache of thousands); `name`: the
+    file's name in the runs folder (default `cache_name(history)`; the app's: APP_CACHE_NAME)."""
 
-    def __init__(self, runs_dir: str | os.PathLike[str], history: int = 1, use_file: bool = True) -> None:
+    def __init__(
+        self,
+        runs_dir: str | os.PathLike[str],
+        history: int = 1,
+        use_file: bool = True,
+        name: str | None = None,
+    ) -> None:
         self.runs_dir = os.fspath(runs_dir)
-        self.path = os.path.join(self.runs_dir, cache_name(history))
+        self.path = os.path.join(self.runs_dir, name or cache_name(history))
         self._prefix = os.path.join(self.runs_dir, "")
         self._history = max(1, history)
         self._header = HEADER | {"history": self._history}

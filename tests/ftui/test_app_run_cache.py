@@ -1,5 +1,5 @@
-"""The app's first read of the run folders through its persisted cache (ftui/run_cache.py, one file per loss
-history: runs/.ftui-cache-200.json beside `ftui list`'s runs/.ftui-cache.json): the same rows with and without
+"""The app's first read of the run folders through its persisted cache (ftui/run_cache.py, its own file:
+runs/.ftui-cache-app.json beside `ftui list`'s runs/.ftui-cache.json): the same rows with and without
 it, a changed file always seen, and the cache's safety rules on the app's path too (racy files, a damaged or
 foreign cache, a folder that cannot be written, browsing only)."""
 
@@ -14,12 +14,12 @@ import pytest
 from ftui.app_data import AppData
 from ftui.cli import main
 from ftui.registry import load_registry
-from ftui.run_cache import CACHE_NAME, FORMAT, RunFolderCache, cache_name
-from ftui.rundir import EVENTS, MAX_LOSSES, RESULTS
+from ftui.run_cache import APP_CACHE_NAME, CACHE_NAME, FORMAT, OBSOLETE_NAMES, RunFolderCache
+from ftui.rundir import EVENTS, RESULTS
 from tests.ftui.app_fixtures import BASE_METRICS, age_files, write_eval, write_events
 from tests.ftui.test_run_cache import edit_remembered_rows, rewrite_same_key
 
-APP_CACHE = cache_name(MAX_LOSSES)
+APP_CACHE = APP_CACHE_NAME
 
 
 @pytest.fixture
@@ -37,9 +37,17 @@ def app_rows(registry: Path, read_only: bool = False) -> dict[str, object]:
     return {row.key: row for row in rows}
 
 
-def test_the_app_has_its_own_cache_file() -> None:
-    assert APP_CACHE == ".ftui-cache-200.json" and APP_CACHE != CACHE_NAME
-    assert cache_name(1) == CACHE_NAME
+def test_the_app_has_its_own_cache_file_and_removes_an_older_ftuis(study: Path) -> None:
+    """One loss per run (a row shows the last; a first read of thousands of events.jsonl then parses their
+    last 16 step events, not 200), in its own file; the older ftui's file (200 losses) is removed."""
+    assert APP_CACHE == ".ftui-cache-app.json" and APP_CACHE != CACHE_NAME
+    runs = study.parent / "runs"
+    (runs / OBSOLETE_NAMES[0]).write_text("an older ftui's app cache\n")
+    app_rows(study, read_only=True)
+    assert (runs / OBSOLETE_NAMES[0]).exists() and not (runs / APP_CACHE).exists()  # browsing only
+    app_rows(study)
+    assert not (runs / OBSOLETE_NAMES[0]).exists()
+    assert json.loads((runs / APP_CACHE).read_bytes().partition(b"\n")[0])["history"] == 1
 
 
 def test_cached_rows_equal_fresh_ones_and_the_cache_is_what_is_read(study: Path) -> None:
@@ -70,7 +78,7 @@ def test_list_and_app_caches_do_not_discard_each_other(
         capsys.readouterr()
     assert (runs / APP_CACHE).read_bytes() == app_cache
     assert (runs / CACHE_NAME).read_bytes() == list_cache
-    assert json.loads(app_cache.partition(b"\n")[0])["history"] == MAX_LOSSES
+    assert json.loads(app_cache.partition(b"\n")[0])["history"] == 1
 
 
 def test_the_app_sees_files_changed_after_caching(study: Path) -> None:
@@ -117,14 +125,14 @@ def test_a_file_modified_just_before_its_read_is_racy_however_late_the_save(
     runs = tmp_path / "runs"
     write_eval(runs / "a", {"distance": ("abs_error", 300.0, 50.0)}, name="a")
     write_events(runs / "a", [{"t": 1.0, "event": "step", "step": 1, "total_steps": 9}])
-    cache = RunFolderCache(runs, history=MAX_LOSSES)
+    cache = RunFolderCache(runs, name=APP_CACHE)
     first = cache.results(runs / "a")
     assert first is not None and first.sets and cache.progress(runs / "a") is not None
     late_save(cache, monkeypatch)
     lines = (runs / APP_CACHE).read_text().splitlines()[1:]
     assert len(lines) == 2 and all(json.loads(line.partition("\t")[2])[0][1:] == [-1, -1] for line in lines)
     rewrite_same_key(runs / "a" / RESULTS, b"300.0", b"900.0")
-    again = RunFolderCache(runs, history=MAX_LOSSES)
+    again = RunFolderCache(runs, name=APP_CACHE)
     changed = again.results(runs / "a")
     assert changed is not None and changed != first
     progress = again.progress(runs / "a")  # read on from the offset: the same progress, a real key again
@@ -137,7 +145,7 @@ def test_a_file_older_than_its_read_is_trusted(tmp_path: Path, monkeypatch: pyte
     runs = tmp_path / "runs"
     write_eval(runs / "a", {"distance": ("abs_error", 300.0, 50.0)}, name="a")
     age_files(runs)
-    cache = RunFolderCache(runs, history=MAX_LOSSES)
+    cache = RunFolderCache(runs, name=APP_CACHE)
     assert cache.results(runs / "a") is not None
     late_save(cache, monkeypatch)
     assert "-1, -1" not in (runs / APP_CACHE).read_text()
@@ -149,7 +157,7 @@ def test_a_file_older_than_its_read_is_trusted(tmp_path: Path, monkeypatch: pyte
         lambda b: b[:-40] + b"X" + b[-39:],  # one byte of the body
         lambda b: b"not json\n" + b.partition(b"\n")[2],  # the header
         lambda b: b.replace(b'"format": %d' % FORMAT, b'"format": 999', 1),  # a newer ftui's
-        lambda b: b.replace(b'"history": 200', b'"history": 1', 1),  # another loss history
+        lambda b: b.replace(b'"history": 1', b'"history": 200', 1),  # another loss history
         lambda b: b.replace(b'"racy": "entry", ', b"", 1),  # an older ftui's (racy files not marked)
         lambda b: b[: len(b) // 2],  # torn
         lambda b: b"",
@@ -165,7 +173,7 @@ def test_a_damaged_or_foreign_app_cache_is_ignored(study: Path, damage: object) 
     assert damaged != cache.read_bytes()
     cache.write_bytes(damaged)
     assert app_rows(study)["single-1"].loss == 9.9  # type: ignore[attr-defined]  # every file read again
-    assert json.loads(cache.read_bytes().partition(b"\n")[0])["history"] == MAX_LOSSES  # a good one written
+    assert json.loads(cache.read_bytes().partition(b"\n")[0])["history"] == 1  # a good one written
 
 
 def test_an_app_cache_that_cannot_be_written_changes_nothing(
