@@ -73,7 +73,7 @@ ROW_FIELDS = tuple(f.name for f in fields(RunRow))  # a remembered row: its valu
 
 
 @dataclass(frozen=True)
-class KnownRow:
+class KeptRow:
     """A row and what it was made from: its fingerprint (`ftui.status.Fingerprints`) and its jobs' part of
     it (`ftui.status.jobs_print`), compared alone while its folder is not looked at."""
 
@@ -149,7 +149,7 @@ class AppData:
         self._saved_at: float | None = None  # time.monotonic() of the last cache save
         # Rows made under a fingerprint, reused while it stays the same (`_fingerprinted_rows`), and the
         # queue's job briefs with the change token they were read at.
-        self._known: dict[str, KnownRow] = {}
+        self._known: dict[str, KeptRow] = {}
         self._briefs: tuple[Any, str, dict[str, list[JobBrief]]] = (None, "", {})
         self._sweep = 0  # the index of the first run the next refresh looks at in turn (SWEEP_RUNS)
 
@@ -297,7 +297,7 @@ class AppData:
                 # the resolved config (the profile and the config are not in the fingerprint).
                 evaluating = status.action == "eval" and status.eval_sets_done is not None
                 if fingerprint is not None and status.state != "running" and not evaluating:
-                    self._known[run.key] = KnownRow(fingerprint, jobs, row)
+                    self._known[run.key] = KeptRow(fingerprint, jobs, row)
                     values = [getattr(row, name) for name in ROW_FIELDS]
                     folders.remember_row(run.key, fingerprint, status.state, json.dumps(values))
                 else:
@@ -325,7 +325,7 @@ class AppData:
             return None
         if row.key != run.key:
             return None
-        self._known[run.key] = KnownRow(fingerprint, jobs, row)
+        self._known[run.key] = KeptRow(fingerprint, jobs, row)
         return row
 
     def rows(self, visible: Collection[str] = ()) -> tuple[list[RunRow], bool]:

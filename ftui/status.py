@@ -324,7 +324,6 @@ class Fingerprints:
         self.registry = registry
         self.unknown_run = RegistryError
         self.folder_of = os.path.join(runs_dir, "")  # + rel_dir: the run's folder
-        self.cache = cache
         self.shorts = {t.name: t.short for t in registry.study.tasks}
         self.labels: dict[str, str] = {}
         self.files: dict[str, str | None] = {}  # run key -> its files' part (with its ancestors')
