@@ -59,10 +59,6 @@ FORMAT = 3
 # Names looked up in a section's bytes before it is split into lines (`_Section.get`): one search of 12 MB
 # (5,000 runs) costs ~2 ms, the split ~25 ms, so a listing of thousands splits almost at once.
 FINDS = 4
-# Not a file system path: the namespace of remembered rows among the cache's entry names (`ROW_PREFIX + run
-# key`). Every other entry is named by a path relative to the runs folder, and no relative path starts with
-# "/", so a row's name can never be a file's; any other prefix could be some file's name.
-ROW_PREFIX = "/rows/"
 FEW_RUNS = 16  # `few_runs`
 RACY_NS = 2_000_000_000  # mtime granularity and clock skew of the file systems runs folders live on
 T = TypeVar("T")
@@ -103,8 +99,9 @@ def _new(cls: type, values: dict[str, Any]) -> Any:
 
 
 def _name(rel: str) -> str:
-    """A file's name in the cache: its relative path, JSON-quoted only when it holds a tab, a line break or a
-    quote (a plain name never starts with a quote, so the two kinds never collide)."""
+    """A file's name in the cache (its path relative to the runs folder) or a row's (its run key): as it is,
+    JSON-quoted only when it holds a tab, a line break or a quote (a plain name never starts with a quote, so
+    the two kinds never collide)."""
     plain = "\t" not in rel and "\n" not in rel and "\r" not in rel and '"' not in rel  # (any() costs more)
     return rel if plain else json.dumps(rel)
 
@@ -214,7 +211,7 @@ class RunFolderCache:
         self._history = max(1, history)
         self._header = HEADER | {"history": self._history}
         self._files = _Section()  # relative path (`_name`) -> its entry, undecoded
-        self._known = _Section()  # ROW_PREFIX + run key (`_name`) -> its remembered row
+        self._known = _Section()  # run key (`_name`: its own section, no file's name) -> its remembered row
         self._recalled: dict[str, object] = {}  # path -> the object handed to a reader (unchanged since)
         self._rows: dict[str, str] = {}  # remembered rows (`remember_row`) not written yet: name -> entry
         self._racy_ns = 0  # files modified after this (ns) may have changed within their mtime tick
@@ -296,7 +293,7 @@ class RunFolderCache:
 
     def known_row(self, key: str) -> tuple[str, str, str] | None:
         """(fingerprint, state, JSON text) remembered for run `key`, or None."""
-        raw = self._rows.get(name := _name(ROW_PREFIX + key))
+        raw = self._rows.get(name := _name(key))
         if raw is None:
             raw = self._known.get(name)
         if raw is None:
@@ -309,7 +306,7 @@ class RunFolderCache:
         caller leaves out rows whose files are racy, or whose line depends on the time (running ones)."""
         if "\t" in fingerprint or "\t" in state or "\n" in text or "\t" in text:
             return
-        self._rows[_name(ROW_PREFIX + key)] = f"{fingerprint}\t{state}\t{text}"
+        self._rows[_name(key)] = f"{fingerprint}\t{state}\t{text}"
 
     # ---- writing ------------------------------------------------------------------------------------------
     def save(self) -> bool:

@@ -17,7 +17,7 @@ from ftui.registry import load_registry
 from ftui.run_cache import APP_CACHE_NAME, CACHE_NAME, FORMAT, OBSOLETE_NAMES, RunFolderCache
 from ftui.rundir import EVENTS, RESULTS
 from tests.ftui.app_fixtures import BASE_METRICS, age_files, write_eval, write_events
-from tests.ftui.test_run_cache import edit_remembered_rows, rewrite_same_key
+from tests.ftui.test_run_cache import edit_remembered_rows, remembered_rows, rewrite_same_key
 
 APP_CACHE = APP_CACHE_NAME
 
@@ -222,14 +222,10 @@ def test_the_app_saves_again_only_what_changed_and_not_at_every_tick(
 
 
 def test_remembered_rows_are_used_and_equal_what_the_next_tick_reads(study: Path) -> None:
-
-    from ftui.run_cache import ROW_PREFIX
-
     runs = study.parent / "runs"
     fresh = app_rows(study)
     cache = runs / APP_CACHE
-    names = [line.partition("\t")[0] for line in cache.read_text().splitlines()[1:]]
-    remembered = {name[len(ROW_PREFIX) :] for name in names if name.startswith(ROW_PREFIX)}
+    remembered = remembered_rows(cache)
     assert "base" in remembered and "single-1" not in remembered  # running: its row depends on the time
     reg = load_registry(study)
     data = AppData(reg, reg.runs_dir(None), start_worker=False)

@@ -13,10 +13,16 @@ import pytest
 
 import ftui.status
 from ftui.queue.store import Store
-from ftui.run_cache import CACHE_NAME, ROW_PREFIX
+from ftui.run_cache import CACHE_NAME
 from ftui.rundir import EVENTS, FINAL_CHECKPOINT
 from tests.ftui.app_fixtures import age_files, make_study, write_events
-from tests.ftui.test_run_cache import NOW, edit_remembered_rows, listing, rewrite_same_key
+from tests.ftui.test_run_cache import (
+    NOW,
+    edit_remembered_rows,
+    listing,
+    remembered_rows,
+    rewrite_same_key,
+)
 
 
 @pytest.fixture
@@ -26,13 +32,7 @@ def study(aged_states_study: Path) -> Path:
 
 def remembered(registry: Path) -> dict[str, str]:
     """Run key -> the state remembered with its line."""
-    cache = registry.parent / "runs" / CACHE_NAME
-    rows = {}
-    for line in cache.read_text().splitlines()[1:]:
-        name, _, entry = line.partition("\t")
-        if name.startswith(ROW_PREFIX):
-            rows[name[len(ROW_PREFIX) :]] = entry.split("\t")[1]
-    return rows
+    return remembered_rows(registry.parent / "runs" / CACHE_NAME)
 
 
 def uncached(registry: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:

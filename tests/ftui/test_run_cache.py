@@ -8,6 +8,7 @@ import os
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,12 +58,23 @@ def rewrite_same_key(path: Path, old: bytes, new: bytes) -> None:
     )
 
 
+def cache_sections(cache: Path) -> tuple[dict[str, Any], bytes, bytes]:
+    """The cache file's header, its files' section and its rows' section."""
+    head, _, body = cache.read_bytes().partition(b"\n")
+    header = json.loads(head)
+    return header, body[: header["rows_at"]], body[header["rows_at"] :]
+
+
+def remembered_rows(cache: Path) -> dict[str, str]:
+    """Run key -> the state remembered with its row (rows section lines: key, fingerprint, state, row)."""
+    rows = cache_sections(cache)[2].decode().splitlines()
+    return {key: rest.split("\t")[1] for key, _, rest in (line.partition("\t") for line in rows)}
+
+
 def edit_remembered_rows(cache: Path, old: bytes, new: bytes) -> None:
     """Replace `old` by `new` once in the cache's rows section, its checksum made to match (an edit the
     cache cannot tell from what ftui wrote)."""
-    head, _, body = cache.read_bytes().partition(b"\n")
-    header = json.loads(head)
-    files, rows = body[: header["rows_at"]], body[header["rows_at"] :]
+    header, files, rows = cache_sections(cache)
     assert old in rows
     rows = rows.replace(old, new, 1)
     header |= {"rows_crc32": zlib.crc32(rows)}
