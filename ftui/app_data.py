@@ -233,11 +233,10 @@ class AppData:
         token = self.store.change_token()
         fresh = token is None or self._briefs[0] != token
         if fresh:
+            from ftui.status import by_run
+
             queue, briefs = self.store.job_briefs()
-            by_key: dict[str, list[JobBrief]] = {}
-            for brief in briefs:
-                by_key.setdefault(brief.run_key, []).append(brief)
-            self._briefs = (token, queue, by_key)
+            self._briefs = (token, queue, by_run(briefs))
         return self._briefs[1], self._briefs[2], fresh
 
     def _fingerprinted_rows(self, visible: Collection[str]) -> list[RunRow]:
@@ -266,17 +265,20 @@ class AppData:
         out: list[RunRow | None] = []
         missed: list[tuple[int, Run, str | None, str]] = []
         for index, run in enumerate(self.runs):
-            briefs = briefs_by_key.get(run.key, ())
             known = self._known.get(run.key)
-            if known is not None and (index - start) % count >= SWEEP_RUNS and run.key not in visible:
-                if not jobs_changed or jobs_print(briefs) == known.jobs:
-                    out.append(known.row)  # settled, and not its turn: its folder is not looked at
-                    continue
-            found = prints.of(run, briefs)
+            if (index - start) % count < SWEEP_RUNS or run.key in visible:
+                known = None  # its turn, or on screen: its folder is looked at
+            if known is not None and not jobs_changed:
+                out.append(known.row)  # settled, and not its turn: its folder is not looked at
+                continue
+            jobs = jobs_print(briefs_by_key.get(run.key, ()))
+            if known is not None and jobs == known.jobs:
+                out.append(known.row)
+                continue
+            found = prints.of(run, jobs)
             fingerprint = (
                 None if found is None else f"{found}|{run.experiment.family!r}|{self.tasks_label(run)!r}"
             )
-            jobs = jobs_print(briefs)
             if fingerprint is not None:
                 row = self._known_row(run, fingerprint, jobs, folders if first else None)
                 if row is not None:

@@ -234,9 +234,7 @@ def json_rows(
 
     runs_dir = os.fspath(store.runs_dir)
     queue, all_briefs = briefs
-    briefs_by_key: dict[str, list[JobBrief]] = {}
-    for brief in all_briefs:
-        briefs_by_key.setdefault(brief.run_key, []).append(brief)
+    briefs_by_key = by_run(all_briefs)
     # Fingerprints first, then the reads: a file or a job that changes in between makes the remembered line
     # newer than its fingerprint says, so the next listing sees a new fingerprint and builds the line again.
     prints = Fingerprints(registry, runs_dir, cache, queue)
@@ -245,7 +243,7 @@ def json_rows(
     missed: list[tuple[int, Run, str | None]] = []
     for run in runs:
         run_briefs = briefs_by_key.get(run.key, ())
-        fingerprint = prints.of(run, run_briefs)
+        fingerprint = prints.of(run, jobs_print(run_briefs))
         known = cache.known_row(run.key) if fingerprint is not None else None
         if known is not None and known[0] == fingerprint:
             out.append((KnownRow(run.key, run.experiment.name, known[1], tuple(run_briefs)), known[2]))
@@ -305,6 +303,14 @@ def _boot_print() -> str:
     return " ".join(found)
 
 
+def by_run(briefs: Sequence[JobBrief]) -> dict[str, list[JobBrief]]:
+    """`briefs` by run key, each run's in the given order."""
+    grouped: dict[str, list[JobBrief]] = {}
+    for brief in briefs:
+        grouped.setdefault(brief.run_key, []).append(brief)
+    return grouped
+
+
 def jobs_print(briefs: Sequence[JobBrief]) -> str:
     """A run's jobs' part of its fingerprint: each job's (id, rev), which names one version of it
     (ftui/queue/model.py REVISIONS)."""
@@ -312,7 +318,7 @@ def jobs_print(briefs: Sequence[JobBrief]) -> str:
 
 
 class Fingerprints:
-    """`of(run, briefs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
+    """`of(run, jobs)`: everything a run's line of `ftui list --json` is made of, as one string: the code,
     the boot time (a job's `process_started`), the registry's words for the run, the keys of its files and
     of its ancestors' (staleness reads them), whether each is trained, and its jobs' versions (the queue's
     identity and each job's (id, rev): ftui/queue/model.py REVISIONS). None when a file is racy
@@ -330,7 +336,8 @@ class Fingerprints:
         self.racy_from_ns = cache.racy_from_ns()  # a file modified at or after this is racy
         self.head = f"{_code_print()}|{_boot_print()}|{queue}"
 
-    def of(self, run: Run, briefs: Sequence[JobBrief]) -> str | None:
+    def of(self, run: Run, jobs: str) -> str | None:
+        """The fingerprint of `run`, whose jobs' part is `jobs` (`jobs_print`); None when a file is racy."""
         files = self._files(run, 0)
         if files is None:
             return None
@@ -339,7 +346,6 @@ class Fingerprints:
             label = self.labels[run.experiment.name] = "+".join(
                 self.shorts.get(t, t) for t in run.experiment.tasks
             )
-        jobs = jobs_print(briefs)
         return f"{self.head}|{run.key!r}|{run.experiment.name!r}|{run.seed}|{label!r}|{files}|{jobs}"
 
     def _files(self, run: Run, depth: int) -> str | None:
