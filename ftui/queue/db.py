@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from ftui.atomic import free_bytes, no_space_message
@@ -73,6 +74,22 @@ class QueueDatabase:
         return "a read-only mount" if readonly_mount else f"no write permission on {target}"
 
     def _open_read_write(self) -> sqlite3.Connection:
+        """Open (and make or upgrade) the database. Two processes making a new one at once: SQLite can answer
+        SQLITE_BUSY at once, without its busy handler (switching to WAL, a lock upgrade it refuses to wait
+        for), so the whole opening is tried again until the busy timeout has passed."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                return self._open_read_write_once()
+            except StoreError as e:
+                cause = e.__cause__
+                busy = isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _open_read_write_once(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -101,6 +118,8 @@ class QueueDatabase:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
+            if conn is not None:
+                conn.close()  # (an open transaction is rolled back)
             raise self.error(e, "cannot open the queue database: ") from e
         return conn
 
